@@ -1,0 +1,18 @@
+"""Shared pytest configuration: hypothesis profiles and the float64 default."""
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# "ci" is the default: enough examples to reach the edges, bounded so the suite stays fast.
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+# `HYPOTHESIS_PROFILE=thorough pytest` for a long hunt before a release.
+settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=2000)
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=15)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

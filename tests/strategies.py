@@ -1,0 +1,70 @@
+"""hypothesis strategies named by the mathematics, shared by every test module.
+
+They are built to reach the edges a real covariance has: exact zeros (rank deficiency),
+ties, eigenvalues spread over many orders of magnitude, and β beyond every eigenvalue.
+"""
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+# Eigenvalues are kept in [1e-6, 1e6] when positive: a dynamic range of 1e12, the widest on
+# which float64 closed forms can still be compared to 1e-9 relative.
+positive_eigenvalues = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_subnormal=False)
+
+
+@st.composite
+def spectra_with_ties(draw, min_dim=1, max_dim=8, allow_zeros=True):
+    """A descending spectrum of shape (d,), with zeros and ties drawn often."""
+    d = draw(st.integers(min_dim, max_dim))
+    pool = draw(st.lists(positive_eigenvalues, min_size=1, max_size=max(1, d)))
+    if allow_zeros:
+        pool = [*pool, 0.0]
+    values = draw(st.lists(st.sampled_from(pool), min_size=d, max_size=d))
+    return np.sort(np.asarray(values, dtype=np.float64))[::-1].copy()
+
+
+@st.composite
+def orthogonal_matrices(draw, n):
+    """A Haar-random orthogonal matrix of shape (n, n), seeded by hypothesis."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+@st.composite
+def spd_covariances(draw, min_dim=1, max_dim=8, allow_zeros=True):
+    """A symmetric positive semidefinite covariance V diag(λ) Vᵀ with its spectrum.
+
+    Returns ``(cov (d, d), eigvals (d,) descending)``.
+    """
+    eigvals = draw(spectra_with_ties(min_dim=min_dim, max_dim=max_dim, allow_zeros=allow_zeros))
+    V = draw(orthogonal_matrices(eigvals.shape[0]))
+    cov = (V * eigvals) @ V.T
+    return (cov + cov.T) / 2, eigvals
+
+
+def betas(min_value=1e-4, max_value=1e7):
+    """β on a log scale, reaching past every eigenvalue that spectra_with_ties draws."""
+    return st.floats(min_value=np.log(min_value), max_value=np.log(max_value)).map(np.exp)
+
+
+def etas():
+    """η = log β over the MR-VAE training range [log 0.01, log 10]."""
+    return st.floats(min_value=np.log(0.01), max_value=np.log(10.0))
+
+
+@st.composite
+def latent_sizes(draw, d):
+    """A latent size k in 1..d."""
+    return draw(st.integers(1, d))
+
+
+def finite_matrices(shape, bound=10.0):
+    """A float64 array of the given shape with bounded finite entries (zeros included)."""
+    return hnp.arrays(
+        np.float64,
+        shape,
+        elements=st.floats(-bound, bound, allow_nan=False, allow_subnormal=False),
+    )
