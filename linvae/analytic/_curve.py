@@ -1,0 +1,106 @@
+r"""The rate-distortion curve of the optimal linear β-VAE in closed form.
+
+At the optimum each of the top-k principal directions with :math:`\lambda_i > \beta` keeps a
+rate of :math:`\tfrac12\log(\lambda_i/\beta)` and leaves a squared error of :math:`\beta`;
+every other direction is dropped (rate 0, squared error :math:`\lambda_i`):
+
+.. math::
+
+    R(\beta) = \tfrac12 \sum_{i \le k} \log^+ \frac{\lambda_i}{\beta},\qquad
+    \text{distortion}(\beta) = \tfrac d2 \log 2\pi
+        + \tfrac12 \Big(\sum_{i \le k} \min(\lambda_i, \beta) + \sum_{i > k} \lambda_i\Big).
+
+This is reverse water-filling at water level β on the top-k components: for ``k`` at least
+the number of eigenvalues above β it is the Shannon rate-distortion function of the
+Gaussian source ``N(m, S)`` under squared error (Cover & Thomas, Thm. 10.3.3), and the
+rate, an average KL, equals the mutual information ``I(x; z)`` because the aggregate
+posterior is exactly the prior there.
+"""
+
+import numpy as np
+
+from ._objective import LOG_2PI
+from ._types import Curve
+from ._validation import as_betas, as_float_array, as_latent_size, psd_tolerance
+
+
+def rate_distortion(eigvals, k, betas):
+    """Rate, distortion and loss of the optimal linear β-VAE for many β at once.
+
+    Parameters
+    ----------
+    eigvals : array_like of shape (d,)
+        Eigenvalues of the data covariance, in any order; round-off negatives
+        (``>= -1e6 · eps · max|λ|``) count as 0.
+    k : int
+        Latent size, ``1 <= k <= d``.
+    betas : float or array_like of shape (m,)
+        β values > 0, in any order.
+
+    Returns
+    -------
+    Curve
+        ``betas`` (m,) as given, and ``rate``, ``distortion``, ``loss`` (m,) in nats per
+        example; equal to ``objective(optimum(cov, k, β), mean, cov, β)`` for each β.
+
+    Notes
+    -----
+    One sort of the spectrum, then ``O(m log k)``: prefix sums of ``log λ`` and suffix sums
+    of ``λ`` indexed by the number of eigenvalues above each β.
+    """
+    eigvals = as_float_array(eigvals, "eigvals", ndim=1)
+    d = eigvals.shape[0]
+    if d == 0:
+        raise ValueError("eigvals must not be empty")
+    if eigvals.min() < -psd_tolerance(eigvals):
+        raise ValueError(
+            f"eigvals must be >= 0 (a covariance is positive semidefinite), got {eigvals.min():.6g}"
+        )
+    k = as_latent_size(k, d)
+    betas = as_betas(betas)
+    ordered = np.sort(np.maximum(eigvals, 0.0))[::-1]
+    top = ordered[:k]
+    tail = float(np.sum(ordered[k:]))
+    # active[j] = number of top eigenvalues strictly above betas[j]
+    active = k - np.searchsorted(top[::-1], betas, side="right")
+    with np.errstate(divide="ignore"):
+        log_top = np.log(top)
+    # Sums over the active prefix of log λ, and over the dropped suffix of λ (summed
+    # smallest first so that small eigenvalues are not swamped).
+    prefix_log = np.concatenate(([0.0], np.cumsum(np.where(top > 0, log_top, 0.0))))
+    suffix = np.concatenate((np.cumsum(top[::-1])[::-1], [0.0]))
+    rate = 0.5 * (prefix_log[active] - active * np.log(betas))
+    distortion = 0.5 * d * LOG_2PI + 0.5 * (active * betas + suffix[active] + tail)
+    return Curve(betas=betas, rate=rate, distortion=distortion, loss=distortion + betas * rate)
+
+
+def parse_betas(text):
+    """β values from a command-line string.
+
+    ``"LO:HI:N"`` gives N values log-spaced from LO to HI, both included (``"0.01:10:31"``);
+    ``"B1,B2,..."`` gives the listed values.
+
+    Raises
+    ------
+    ValueError
+        If the text is neither form, N < 1, or a value is not finite and > 0.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"betas must be a string like '0.01:10:31', got {type(text).__name__}")
+    try:
+        if ":" in text:
+            parts = text.split(":")
+            if len(parts) != 3:
+                raise ValueError
+            low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
+            if count < 1 or not (np.isfinite(low) and np.isfinite(high)) or low <= 0 or high <= 0:
+                raise ValueError
+            values = np.geomspace(low, high, count) if count > 1 else np.array([low])
+        else:
+            values = np.array([float(part) for part in text.split(",")])
+    except ValueError:
+        raise ValueError(
+            f"betas must be 'LO:HI:N' (N log-spaced values, LO and HI > 0) or a comma list of "
+            f"values > 0, got {text!r}"
+        ) from None
+    return as_betas(values)

@@ -1,0 +1,159 @@
+r"""The exact expected β-VAE objective of any linear VAE, from the data's first two moments.
+
+For ``q(z|x) = N(E(x - m), diag(c))``, ``p(x|z) = N(Dz + b, I)``, prior ``N(0, I)`` and data
+of mean ``m`` and covariance ``S`` (eqs. 12–18, per example):
+
+.. math::
+
+    \text{rate} &= \tfrac12\big(-\textstyle\sum_j \log c_j + \operatorname{tr}(E S E^\top)
+                  + \textstyle\sum_j c_j - k\big), \\
+    \text{distortion} &= \tfrac d2 \log 2\pi + \tfrac12\big(\operatorname{tr} S
+        - 2\operatorname{tr}(D E S) + \operatorname{tr}(D E S E^\top D^\top)
+        + \textstyle\sum_j c_j \lVert D_{:j}\rVert^2 + \lVert m - b\rVert^2\big).
+
+No sampling is involved: these are expectations over the data and over ``q``.
+"""
+
+import numpy as np
+
+from ._moments import moments
+from ._types import Gradients, LinearVAEParams, Terms
+from ._validation import as_beta, as_covariance, as_float_array
+
+LOG_2PI = float(np.log(2 * np.pi))
+
+
+def check_params(params, d=None):
+    """Validated float64 ``(E, c, D)``; ``d`` (if given) is the data dimension they must fit."""
+    if not isinstance(params, LinearVAEParams):
+        if isinstance(params, tuple) and len(params) == 3:
+            params = LinearVAEParams(*params)
+        else:
+            raise TypeError(
+                f"params must be a LinearVAEParams(E, c, D), got {type(params).__name__}"
+            )
+    E = as_float_array(params.E, "params.E", ndim=2)
+    c = as_float_array(params.c, "params.c", ndim=1)
+    D = as_float_array(params.D, "params.D", ndim=2)
+    k, d_E = E.shape
+    if D.shape != (d_E, k):
+        raise ValueError(
+            f"params.D must have shape (d, k) = ({d_E}, {k}) to match params.E of shape {E.shape}, "
+            f"got {D.shape}"
+        )
+    if c.shape != (k,):
+        raise ValueError(f"params.c must have shape ({k},) to match params.E, got {c.shape}")
+    if np.any(c <= 0):
+        raise ValueError(f"params.c must be > 0 (posterior variances), got {c.min()}")
+    if d is not None and d_E != d:
+        raise ValueError(f"params have data dimension {d_E} but the data have d={d}")
+    return LinearVAEParams(E, c, D)
+
+
+def _check_cov(cov, d=None):
+    cov = as_covariance(cov)
+    if d is not None and cov.shape[0] != d:
+        raise ValueError(f"cov must have shape ({d}, {d}) to match mean, got {cov.shape}")
+    diagonal = np.diag(cov)
+    if np.any(diagonal < -1e6 * np.finfo(np.float64).eps * max(np.max(np.abs(cov)), 0.0)):
+        raise ValueError(
+            "cov must be symmetric positive semidefinite, got a negative variance "
+            f"{diagonal.min():.6g} on its diagonal"
+        )
+    return cov
+
+
+def objective(params, mean, cov, beta, decoder_bias=None):
+    """Exact rate, distortion and loss of a linear VAE on data with this mean and covariance.
+
+    Parameters
+    ----------
+    params : LinearVAEParams
+        ``E`` (k, d), ``c`` (k,) > 0, ``D`` (d, k): any linear VAE, optimal or not.
+    mean : array_like of shape (d,)
+        Data mean ``m``; the encoder centres its input with it.
+    cov : array_like of shape (d, d)
+        Maximum-likelihood data covariance ``S``.
+    beta : float
+        β > 0, the weight of the rate in the loss (eq. 13).
+    decoder_bias : array_like of shape (d,), optional
+        ``b``; the data mean by default (its optimum).
+
+    Returns
+    -------
+    Terms
+        ``rate`` (eq. 14 averaged over the data, with ``k`` where the appendix writes ``d``),
+        ``distortion`` (minus eqs. 17–18, with ``D E`` where eq. 18 writes ``W V``) and
+        ``loss = distortion + beta * rate``, in nats per example.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On shapes that do not fit together, NaN/inf, ``c <= 0``, a non-symmetric ``cov`` or
+        one with a negative variance, or ``beta`` not finite and > 0.
+    """
+    mean = as_float_array(mean, "mean", ndim=1)
+    d = mean.shape[0]
+    cov = _check_cov(cov, d)
+    E, c, D = check_params(params, d)
+    beta = as_beta(beta)
+    if decoder_bias is None:
+        bias_gap = 0.0
+    else:
+        b = as_float_array(decoder_bias, "decoder_bias", ndim=1)
+        if b.shape != (d,):
+            raise ValueError(f"decoder_bias must have shape ({d},), got {b.shape}")
+        bias_gap = float(np.sum((mean - b) ** 2))
+
+    k = E.shape[0]
+    ES = E @ cov  # (k, d)
+    ESEt = ES @ E.T  # (k, k): covariance of the posterior means
+    DtD = D.T @ D  # (k, k)
+    rate = 0.5 * (-np.sum(np.log(c)) + np.trace(ESEt) + np.sum(c) - k)  # eq. 14
+    residual = (
+        np.trace(cov)
+        - 2.0 * np.sum(ES * D.T)  # tr(D E S)
+        + np.sum(DtD * ESEt)  # tr(D E S Eᵀ Dᵀ)
+        + np.dot(c, np.diag(DtD))  # tr(D C Dᵀ)
+        + bias_gap
+    )
+    distortion = 0.5 * d * LOG_2PI + 0.5 * residual  # eqs. 17–18
+    return Terms(float(rate), float(distortion), float(distortion + beta * rate))
+
+
+def empirical_objective(params, X, beta, decoder_bias=None):
+    """``objective`` on the moments of the data ``X`` of shape (n, d); see ``objective``."""
+    stats = moments(X)
+    return objective(params, stats.mean, stats.cov, beta, decoder_bias=decoder_bias)
+
+
+def gradients(params, cov, beta):
+    """Gradients of the per-example loss with respect to E, c and D (eqs. 19–20 and ∂/∂D).
+
+    The appendix's eqs. 19–20 are the gradients of the ELBO summed over N examples, i.e.
+    ``-N`` times these; the decoder bias is taken at its optimum, the data mean.
+
+    Parameters
+    ----------
+    params : LinearVAEParams
+        ``E`` (k, d), ``c`` (k,) > 0, ``D`` (d, k).
+    cov : array_like of shape (d, d)
+        Data covariance ``S``.
+    beta : float
+        β > 0.
+
+    Returns
+    -------
+    Gradients
+        ``E = (DᵀD E + βE - Dᵀ) S`` (k, d); ``c = ½ diag(DᵀD) + ½β(1 - 1/c)`` (k,);
+        ``D = D (E S Eᵀ + diag(c)) - S Eᵀ`` (d, k). All vanish at ``optimum``.
+    """
+    cov = _check_cov(cov)
+    E, c, D = check_params(params, cov.shape[0])
+    beta = as_beta(beta)
+    DtD = D.T @ D
+    SEt = cov @ E.T  # (d, k)
+    grad_E = (DtD @ E + beta * E - D.T) @ cov  # -eq. 20 / N
+    grad_c = 0.5 * np.diag(DtD) + 0.5 * beta * (1.0 - 1.0 / c)  # -eq. 19 / N
+    grad_D = D @ (E @ SEt + np.diag(c)) - SEt
+    return Gradients(E=grad_E, c=grad_c, D=grad_D)
