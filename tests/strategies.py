@@ -10,7 +10,9 @@ from hypothesis.extra import numpy as hnp
 
 # Eigenvalues are kept in [1e-6, 1e6] when positive: a dynamic range of 1e12, the widest on
 # which float64 closed forms can still be compared to 1e-9 relative.
-positive_eigenvalues = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_subnormal=False)
+positive_eigenvalues = st.floats(
+    min_value=1e-6, max_value=1e6, allow_nan=False, allow_subnormal=False
+)
 
 
 @st.composite

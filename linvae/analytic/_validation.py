@@ -1,4 +1,4 @@
-"""Checks at the public boundary: each raises with the argument's name, what was expected and what came."""
+"""Checks at the public boundary: each error names the argument, what was expected and what came."""
 
 import numbers
 
