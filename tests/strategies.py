@@ -70,3 +70,25 @@ def finite_matrices(shape, bound=10.0):
         shape,
         elements=st.floats(-bound, bound, allow_nan=False, allow_subnormal=False),
     )
+
+
+# The element types that MNIST's IDX format can store (type codes 0x08, 0x09, 0x0B-0x0E).
+idx_dtypes = st.sampled_from(["uint8", "int8", "int16", "int32", "float32", "float64"])
+
+
+@st.composite
+def idx_arrays(draw, max_examples=6, max_side=4):
+    """An array storable as IDX: n >= 2 examples of shape (d,), (h, w) or (h, w, c).
+
+    Its elements span the dtype's whole range (floats finite, subnormals and ±0 included),
+    so a round trip through a file checks every bit of the byte-order conversion.
+    """
+    dtype = np.dtype(draw(idx_dtypes))
+    n = draw(st.integers(2, max_examples))
+    example_shape = draw(st.lists(st.integers(1, max_side), min_size=1, max_size=3))
+    if dtype.kind == "f":
+        elements = st.floats(allow_nan=False, allow_infinity=False, width=8 * dtype.itemsize)
+    else:
+        info = np.iinfo(dtype)
+        elements = st.integers(int(info.min), int(info.max))
+    return draw(hnp.arrays(dtype, (n, *example_shape), elements=elements))
