@@ -6,6 +6,7 @@ import scipy.optimize
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import betas, orthogonal_matrices, spd_covariances, spectra_with_ties
 
 from linvae.analytic import (
     LinearVAEParams,
@@ -23,8 +24,6 @@ from linvae.analytic import (
     rate_distortion,
     spectrum,
 )
-
-from strategies import betas, orthogonal_matrices, spd_covariances, spectra_with_ties
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -46,7 +45,7 @@ def problems(draw, max_dim=7):
 
 
 def loss_by_residual(params, mean, cov, beta, b=None):
-    """The loss written independently of linvae: distortion as tr((I - DE) S (I - DE)ᵀ) + tr(DCDᵀ)."""
+    """The loss written independently of linvae, its squared error as tr((I-DE) S (I-DE)ᵀ)."""
     E, c, D = params
     d, k = D.shape
     b = mean if b is None else b
@@ -395,8 +394,9 @@ def test_latent_larger_than_the_rank_leaves_the_extra_latents_collapsed():
 
 @given(problems(max_dim=6), st.data())
 def test_rotation_costs_exactly_the_hadamard_gap(problem, data):
-    # With a diagonal posterior, rotating D* by R costs β/2 (Σ log(diag(RᵀAR) + β) - log det(A + β)),
-    # A = diag(max(0, λ - β)): zero when RᵀAR is diagonal, positive otherwise (Hadamard's inequality).
+    # With a diagonal posterior, rotating D* by R costs
+    # β/2 (Σ log(diag(RᵀAR) + β) - log det(A + β)), A = diag(max(0, λ - β)):
+    # zero when RᵀAR is diagonal, positive otherwise (Hadamard's inequality).
     cov, eigvals, k, beta = problem
     R = data.draw(orthogonal_matrices(k), label="R")
     mean = np.zeros(cov.shape[0])
