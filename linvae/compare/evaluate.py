@@ -1,0 +1,125 @@
+"""Exact evaluation of trained linear (MR-)VAEs against the analytic optimum; never samples.
+
+For each β, a model's ``(E(β), c(β), D(β))`` and decoder bias go through
+:func:`linvae.analytic.objective` in float64, with the data's mean and covariance: the
+rate, distortion and loss are the model's exact expected values, with no sampling noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from linvae.analytic import (
+    Terms,
+    covariance_optimum,
+    decoder_optimum,
+    objective,
+    rate_distortion,
+    spectrum,
+)
+from linvae.mrvae.model import LinearMRVAE
+
+#: A loss below the analytic optimum by more than this (relative to max(1, |optimum|)) is
+#: impossible for a linear VAE: it means a bug, and :func:`excess_loss` raises.
+EXCESS_TOLERANCE = 1e-9
+
+
+class BelowOptimumError(RuntimeError):
+    """A model's exact loss lies below the analytic optimum beyond round-off: a bug."""
+
+
+def exact_terms(model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarray) -> Terms:
+    """The exact rate, distortion and loss of ``model`` at β on data of this mean and covariance.
+
+    Parameters
+    ----------
+    model : LinearMRVAE
+        Any trained (MR-)VAE.
+    beta : float
+        β > 0.
+    mean : ndarray of shape (d,)
+    cov : ndarray of shape (d, d)
+
+    Returns
+    -------
+    Terms
+        From :func:`linvae.analytic.objective` with ``model.params_at(β)``. The posterior
+        mean of the model is ``E(x − m) + t`` with ``t = t_FiLM(β) + E(m − input_mean)``; an
+        offset ``t`` is the same, for the distortion, as a decoder bias ``b + D t``, and adds
+        ``½‖t‖²`` to the rate (eq. 14), which is added here. Without FiLM gates and with
+        ``input_mean`` equal to ``mean``, ``t = 0``.
+    """
+    params = model.params_at(beta)
+    input_mean = model.input_mean.detach().cpu().double().numpy()
+    offset = model.latent_offset(beta) + params.E @ (mean - input_mean)
+    bias = model.decoder_bias(beta) + params.D @ offset
+    terms = objective(params, mean, cov, beta, decoder_bias=bias)
+    rate = terms.rate + 0.5 * float(offset @ offset)
+    return Terms(rate, terms.distortion, terms.distortion + beta * rate)
+
+
+def evaluate_model(model: LinearMRVAE, mean, cov, betas) -> dict[str, np.ndarray]:
+    """Exact ``rate``, ``distortion`` and ``loss`` of ``model`` at each β, arrays of shape (m,)."""
+    rows = np.array([exact_terms(model, float(beta), mean, cov) for beta in betas])
+    return {"rate": rows[:, 0], "distortion": rows[:, 1], "loss": rows[:, 2]}
+
+
+def excess_loss(loss, optimum_loss, tolerance: float = EXCESS_TOLERANCE) -> np.ndarray:
+    """``loss − optimum_loss``, shape (m,), which must be ≥ 0 up to round-off.
+
+    Raises
+    ------
+    BelowOptimumError
+        If some entry is below ``−tolerance · max(1, |optimum|)``: a linear VAE cannot beat
+        the global optimum, so the model, its evaluation or the optimum is wrong.
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    optimum_loss = np.asarray(optimum_loss, dtype=np.float64)
+    excess = loss - optimum_loss
+    floor = -tolerance * np.maximum(1.0, np.abs(optimum_loss))
+    if np.any(excess < floor):
+        worst = int(np.argmin(excess - floor))
+        raise BelowOptimumError(
+            f"loss {loss[worst]!r} is below the analytic optimum {optimum_loss[worst]!r} by "
+            f"{-excess[worst]:.3g} (entry {worst}): a bug in the model, its evaluation or "
+            "the optimum"
+        )
+    return excess
+
+
+def response_functions(model: LinearMRVAE, cov, k: int, betas) -> dict[str, np.ndarray]:
+    """Learned against analytic response functions on a grid of β.
+
+    Returns
+    -------
+    dict of ndarray of shape (m, k)
+        ``singular_values``: of the learned D(β), descending; ``analytic_singular_values``:
+        (max(0, λ_i − β))^{1/2}, i ≤ k, of D*(β) (eq. 23); ``variances``: the learned c(β)
+        in ascending order; ``analytic_variances``: C*(β) = β (diag(D*ᵀD*) + β)⁻¹ (eq. 21)
+        at the joint optimum (R = I), ascending.
+    """
+    spec = spectrum(cov)
+    out = {
+        name: []
+        for name in (
+            "singular_values",
+            "analytic_singular_values",
+            "variances",
+            "analytic_variances",
+        )
+    }
+    for beta in betas:
+        beta = float(beta)
+        params = model.params_at(beta)
+        optimal_D = decoder_optimum(spec, k, beta)
+        out["singular_values"].append(np.linalg.svd(params.D, compute_uv=False))
+        out["analytic_singular_values"].append(np.linalg.svd(optimal_D, compute_uv=False))
+        out["variances"].append(np.sort(params.c))
+        out["analytic_variances"].append(np.sort(covariance_optimum(optimal_D, beta)))
+    return {name: np.array(rows) for name, rows in out.items()}
+
+
+def analytic_curve(cov, k: int, betas) -> dict[str, np.ndarray]:
+    """The optimum's ``rate``, ``distortion`` and ``loss`` at each β (reverse water-filling)."""
+    curve = rate_distortion(spectrum(cov).eigvals, k, np.asarray(betas, dtype=np.float64))
+    return {"rate": curve.rate, "distortion": curve.distortion, "loss": curve.loss}

@@ -1,0 +1,253 @@
+"""The comparison report: a strict JSON serialiser, atomic files, and the Markdown summary.
+
+The JSON report is the record; the Markdown report and the figures are rendered from it
+alone (so ``--from-run`` can regenerate them). The serialiser accepts only JSON's own types
+and numpy numbers and arrays; anything else raises TypeError instead of being turned into
+a string, and NaN or infinity raise ValueError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Keys every report.json has (issue 4).
+REQUIRED_KEYS = (
+    "linvae_version",
+    "dataset",
+    "latent",
+    "betas",
+    "analytic",
+    "mrvae",
+    "beta_vae",
+    "device",
+    "seed",
+    "partial",
+)
+
+
+def to_json_builtin(value, path: str = "report"):
+    """``value`` as JSON builtins: dict (str keys), list, str, int, float, bool, None.
+
+    numpy scalars and arrays become Python numbers and (nested) lists; tuples become lists.
+
+    Raises
+    ------
+    TypeError
+        On any other type, naming where in the structure it was.
+    ValueError
+        On NaN or infinity (JSON has no such numbers).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{path} is {number}: JSON has no NaN or infinity")
+        return number
+    if isinstance(value, np.ndarray):
+        return [to_json_builtin(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, (list, tuple)):
+        return [to_json_builtin(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path} has a key {key!r} of type {type(key).__name__}, not str")
+            out[key] = to_json_builtin(item, f"{path}.{key}")
+        return out
+    raise TypeError(f"{path} has type {type(value).__name__}, which the report does not serialise")
+
+
+def dumps(report: dict) -> str:
+    """The report as indented JSON text (see :func:`to_json_builtin`)."""
+    return json.dumps(to_json_builtin(report), indent=2, allow_nan=False) + "\n"
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it onto ``path``."""
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, report: dict) -> None:
+    """Serialise (strictly) and write the report atomically."""
+    atomic_write_text(path, dumps(report))
+
+
+def read_json(path) -> dict:
+    """Read a report.json; ValueError if it is not a JSON object with the required keys."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(report, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    missing = [key for key in REQUIRED_KEYS if key not in report]
+    if missing:
+        raise ValueError(f"{path} lacks the report keys {missing}")
+    return report
+
+
+def git_revision() -> str | None:
+    """The git commit of the linvae source tree (``+dirty`` if modified), or None."""
+    source = Path(__file__).resolve().parent
+    try:
+        revision = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10
+        )
+        if revision.returncode != 0:
+            return None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+            cwd=source.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    dirty = status.returncode == 0 and status.stdout.strip() != ""
+    return revision.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def versions() -> dict:
+    """Versions of python, numpy, torch and linvae."""
+    import torch
+
+    import linvae
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "linvae": linvae.__version__,
+    }
+
+
+def summarise(report: dict) -> dict:
+    """Largest and mean excess of the MR-VAE (grid) and of the β-VAEs (own β), and times."""
+    mrvae = report["mrvae"]
+    baselines = report["beta_vae"]
+    summary = {
+        "mrvae_excess_max": float(np.max(mrvae["excess"])),
+        "mrvae_excess_mean": float(np.mean(mrvae["excess"])),
+        "mrvae_train_seconds": mrvae["train_seconds"],
+        "beta_vae_count": len(baselines),
+        "beta_vae_train_seconds": float(sum(b["train_seconds"] for b in baselines)),
+    }
+    if baselines:
+        excess = [b["excess"] for b in baselines]
+        summary["beta_vae_excess_max"] = float(np.max(excess))
+        summary["beta_vae_excess_mean"] = float(np.mean(excess))
+        at = mrvae.get("at_baseline_betas")
+        if at:
+            summary["mrvae_excess_at_baseline_betas_max"] = float(np.max(at["excess"]))
+            summary["mrvae_excess_at_baseline_betas_mean"] = float(np.mean(at["excess"]))
+    return summary
+
+
+def _fmt(value, digits=4):
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def render_markdown(report: dict) -> str:
+    """The human summary of a report.json, with its figures embedded (rendered from JSON only)."""
+    s = report["summary"]
+    data = report["dataset"]
+    train = report["training"]
+    lines = [
+        "# linvae.compare: one MR-VAE and β-VAEs against the exact optimum",
+        "",
+    ]
+    if report["partial"]:
+        lines += [
+            "> **Partial run**: training was interrupted (Ctrl-C); the numbers below are for "
+            "what finished.",
+            "",
+        ]
+    betas = report["betas"]
+    lines += [
+        f"- Data: **{data['name']}**, n = {data['n']}, d = {data['d']}; latent k = "
+        f"{report['latent']}.",
+        f"- Grid: {len(betas)} values of β from {_fmt(betas[0])} to {_fmt(betas[-1])} "
+        "(log-spaced); losses in nats per example, distortion including d/2·log 2π.",
+        f"- Training: objective `{train['objective']}`, {train['steps']} steps per model, batch "
+        f"{train['batch_size']}, Adam lr {_fmt(train['lr'])} with {train['warmup_fraction']:.0%} "
+        f"warm-up and cosine decay; MR-VAE β ~ logUniform{tuple(train['beta_range'])} per "
+        f"{train['beta_sampling']}; gates {report['mrvae']['config']['encoder_gate']} / "
+        f"{report['mrvae']['config']['covariance_gate']} / "
+        f"{report['mrvae']['config']['decoder_gate']} (encoder / covariance / decoder), "
+        f"gate input {report['mrvae']['config']['gate_input']}.",
+        f"- Device `{report['device']}`, seed {report['seed']}, linvae {report['linvae_version']}"
+        f" (git {report.get('git_revision') or 'unknown'}).",
+        "",
+        "## Excess loss over the analytic optimum",
+        "",
+        "| model | β evaluated | max excess | mean excess | training time |",
+        "|---|---|---|---|---|",
+        f"| MR-VAE (one model) | the grid ({len(betas)}) | {_fmt(s['mrvae_excess_max'])} | "
+        f"{_fmt(s['mrvae_excess_mean'])} | {s['mrvae_train_seconds']:.1f} s "
+        f"({report['mrvae']['steps']} steps) |",
+    ]
+    if s["beta_vae_count"]:
+        lines += [
+            f"| MR-VAE (one model) | the β-VAEs' β ({s['beta_vae_count']}) | "
+            f"{_fmt(s.get('mrvae_excess_at_baseline_betas_max'))} | "
+            f"{_fmt(s.get('mrvae_excess_at_baseline_betas_mean'))} | (same model) |",
+            f"| {s['beta_vae_count']} β-VAEs | each its own β | {_fmt(s['beta_vae_excess_max'])}"
+            f" | {_fmt(s['beta_vae_excess_mean'])} | {s['beta_vae_train_seconds']:.1f} s in all |",
+        ]
+    lines += [""]
+    if report["beta_vae"]:
+        lines += [
+            "| β-VAE at β | rate | distortion | loss | excess | MR-VAE excess at β | time |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        at = report["mrvae"].get("at_baseline_betas") or {
+            "excess": [None] * len(report["beta_vae"])
+        }
+        for baseline, mr_excess in zip(report["beta_vae"], at["excess"], strict=True):
+            lines.append(
+                f"| {_fmt(baseline['beta'])} | {_fmt(baseline['rate'])} | "
+                f"{_fmt(baseline['distortion'], 6)} | {_fmt(baseline['loss'], 6)} | "
+                f"{_fmt(baseline['excess'])} | {_fmt(mr_excess)} | "
+                f"{baseline['train_seconds']:.1f} s |"
+            )
+        lines += [""]
+    figures = report.get("files", {}).get("figures", {})
+    titles = {
+        "rate_distortion": "Rate-distortion plane",
+        "excess": "Excess loss against β",
+        "responses": "Learned against analytic response functions",
+    }
+    for key, title in titles.items():
+        if key in figures and figures[key].get("png"):
+            lines += [f"## {title}", "", f"![{title}]({figures[key]['png']})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,241 @@
+"""Gates: the per-unit scaling of pre-activations by a function of log β (appendix B.2).
+
+A gate of ``features`` output units computes, for a batch of η = log β,
+
+.. math::
+
+    s(\\eta) = \\mathrm{act}(w \\odot g(\\eta) + b), \\qquad s \\in \\mathbb{R}^{n \\times \\text{features}},
+
+with one ``(w, b)`` pair per unit (the appendix's Listing 1: ``nn.Linear(1, features)``
+followed by an activation), and multiplies a layer's pre-activations by it. ``g`` is the
+identity (the paper's Algorithm 1) or the standardisation of η over the uniform sampling
+range (zero mean, unit variance; the authors' public code).
+
+Activations
+-----------
+``"sigmoid"``
+    σ_E(x) = 1 / (1 + e^{-x}) (eq. 25–26, 30–31).
+``"sqrt"``
+    σ_D(x) = max(0, 1 − eˣ)^{1/2} (eq. 37–38); exactly 0 for x ≥ 0. Its derivative
+    −eˣ / (2 σ_D(x)) diverges as x → 0⁻; :func:`sqrt_gate` caps it (see there).
+``"hinge"``
+    min(1, eˣ) = 1 − σ_D(x)², the complement of the sqrt gate. Not in the paper: it makes
+    the joint optimum of the posterior variance, C*(β) = min(1, β/λ), exactly
+    representable (a sigmoid cannot: its knee is too soft by a factor 2 at β = λ).
+``"film"``
+    FiLM (Perez et al., 2018): an affine scale ``w g + b`` and an affine shift
+    ``w' g + b'`` (appendix D's ablation). The shift makes a layer affine in its input.
+``"none"``
+    No gate: scale 1 and no parameters (the β-VAE).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+#: The activations a gate accepts.
+ACTIVATIONS = ("sigmoid", "sqrt", "hinge", "film", "none")
+
+#: How the gate sees η: ``"log_beta"`` (identity) or ``"standardized"`` over the range.
+GATE_INPUTS = ("log_beta", "standardized")
+
+#: The default sampling range of β for training, (0.01, 10) as in the paper (appendix C.1).
+DEFAULT_BETA_RANGE = (0.01, 10.0)
+
+# The initial pre-activation of each activation: well inside the gate's open range, so
+# that every gate starts trainable (a sqrt gate started at x >= 0 is 0 with zero gradient).
+_INITIAL_PREACTIVATION = {
+    "sigmoid": 0.0,  # σ(0) = 1/2, the steepest point
+    "sqrt": -math.log(2.0),  # σ_D(-log 2) = 2^{-1/2}
+    "hinge": -math.log(2.0),  # min(1, 1/2) = 1/2
+    "film": 1.0,  # unit scale
+}
+
+
+class _SqrtGate(torch.autograd.Function):
+    """σ_D(x) = max(0, 1 − eˣ)^{1/2} with a capped derivative (eq. 37–38)."""
+
+    @staticmethod
+    def forward(ctx, x, min_value):
+        y = torch.sqrt(torch.clamp(-torch.expm1(x), min=0.0))
+        ctx.save_for_backward(x, y)
+        ctx.min_value = min_value
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, y = ctx.saved_tensors
+        # dσ_D/dx = −eˣ / (2 σ_D(x)) for x < 0, and 0 where the gate is closed (x >= 0).
+        slope = -torch.exp(x) / (2.0 * torch.clamp(y, min=ctx.min_value))
+        slope = torch.where(y > 0, slope, torch.zeros_like(slope))
+        return grad_output * slope, None
+
+
+def sqrt_gate(x: torch.Tensor) -> torch.Tensor:
+    """The sqrt gate σ_D(x) = max(0, 1 − eˣ)^{1/2} of eq. 37–38, elementwise.
+
+    Parameters
+    ----------
+    x : Tensor of any shape
+        Pre-activations of the gate.
+
+    Returns
+    -------
+    Tensor of the shape of ``x``
+        Values in [0, 1): exactly 0 for x >= 0.
+
+    Notes
+    -----
+    The exact derivative −eˣ / (2 σ_D(x)) diverges as x → 0⁻. The backward pass divides
+    by max(σ_D(x), √ε) instead (ε the dtype's machine epsilon), which equals the exact
+    derivative wherever σ_D(x) >= √ε, i.e. for x < log(1 − ε) ≈ −ε, and bounds it by
+    1 / (2√ε) closer to 0. The derivative is 0 for x >= 0 (the gate is closed).
+    """
+    min_value = math.sqrt(torch.finfo(x.dtype).eps)
+    return _SqrtGate.apply(x, min_value)
+
+
+def hinge_gate(x: torch.Tensor) -> torch.Tensor:
+    """min(1, eˣ) = 1 − σ_D(x)², elementwise, computed as exp(min(x, 0)) (never 0)."""
+    return torch.exp(torch.clamp(x, max=0.0))
+
+
+def sigmoid_gate(x: torch.Tensor) -> torch.Tensor:
+    """σ_E(x) = 1 / (1 + e^{-x}) of eq. 25–26, elementwise."""
+    return torch.sigmoid(x)
+
+
+_SCALE_FUNCTIONS = {
+    "sigmoid": sigmoid_gate,
+    "sqrt": sqrt_gate,
+    "hinge": hinge_gate,
+    "film": lambda x: x,
+}
+
+
+def gate_input_affine(
+    gate_input: str, beta_range: tuple[float, float] = DEFAULT_BETA_RANGE
+) -> tuple[float, float]:
+    """The map η ↦ (η − center) / scale that a gate applies before its affine layer.
+
+    Parameters
+    ----------
+    gate_input : {"log_beta", "standardized"}
+        ``"log_beta"``: identity, (center, scale) = (0, 1). ``"standardized"``: the mean
+        and standard deviation of η ~ Uniform(log lo, log hi), i.e. center = (log lo +
+        log hi)/2 and scale = (log hi − log lo)/√12.
+    beta_range : (float, float)
+        (lo, hi) with 0 < lo < hi, the sampling range of β.
+
+    Returns
+    -------
+    (float, float)
+        ``(center, scale)``.
+    """
+    if gate_input not in GATE_INPUTS:
+        raise ValueError(f"gate_input must be one of {GATE_INPUTS}, got {gate_input!r}")
+    lo, hi = _validate_beta_range(beta_range)
+    if gate_input == "log_beta":
+        return 0.0, 1.0
+    log_lo, log_hi = math.log(lo), math.log(hi)
+    return (log_lo + log_hi) / 2.0, (log_hi - log_lo) / math.sqrt(12.0)
+
+
+def _validate_beta_range(beta_range) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in beta_range)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"beta_range must be a pair of floats (lo, hi), got {beta_range!r}"
+        ) from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo < hi):
+        raise ValueError(f"beta_range must satisfy 0 < lo < hi (finite), got ({lo}, {hi})")
+    return lo, hi
+
+
+class Gate(nn.Module):
+    """Per-unit gate of a layer's pre-activations by a function of η = log β (Listing 1).
+
+    Parameters
+    ----------
+    features : int
+        Number of output units gated (one (w, b) pair each).
+    activation : {"sigmoid", "sqrt", "hinge", "film", "none"}
+        The gate's activation (see the module docstring).
+    gate_input : {"standardized", "log_beta"}
+        Whether the affine map sees η standardised over ``beta_range`` or η itself.
+    beta_range : (float, float)
+        The training range of β, used by the standardisation.
+    dtype : torch.dtype
+        Floating dtype of the parameters.
+
+    Notes
+    -----
+    Initialisation: w = 0 and b at a point where the gate is open and has a nonzero
+    gradient (σ(0) = 1/2, σ_D(−log 2) = 2^{-1/2}, min(1, e^{−log 2}) = 1/2, FiLM scale 1 and
+    shift 0), so that every gate starts flat in η and trainable.
+    """
+
+    def __init__(
+        self,
+        features: int,
+        activation: str = "sigmoid",
+        *,
+        gate_input: str = "standardized",
+        beta_range: tuple[float, float] = DEFAULT_BETA_RANGE,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
+            raise ValueError(f"features must be a positive int, got {features!r}")
+        self.features = features
+        self.activation = activation
+        self.gate_input = gate_input
+        center, scale = gate_input_affine(gate_input, beta_range)
+        self.register_buffer("input_center", torch.tensor(center, dtype=dtype))
+        self.register_buffer("input_scale", torch.tensor(scale, dtype=dtype))
+        if activation == "none":
+            return
+        self.weight = nn.Parameter(torch.zeros(features, dtype=dtype))
+        self.bias = nn.Parameter(
+            torch.full((features,), _INITIAL_PREACTIVATION[activation], dtype=dtype)
+        )
+        if activation == "film":
+            self.shift_weight = nn.Parameter(torch.zeros(features, dtype=dtype))
+            self.shift_bias = nn.Parameter(torch.zeros(features, dtype=dtype))
+
+    @property
+    def has_shift(self) -> bool:
+        """Whether the gate adds an η-dependent shift (FiLM) to the pre-activations."""
+        return self.activation == "film"
+
+    def _input(self, log_beta: torch.Tensor) -> torch.Tensor:
+        """g(η) of shape (n, 1) from η of shape (n,)."""
+        return ((log_beta - self.input_center) / self.input_scale).unsqueeze(-1)
+
+    def scale(self, log_beta: torch.Tensor) -> torch.Tensor:
+        """The multiplicative gate s(η) = act(w g(η) + b), of shape (n, features), η of shape (n,)."""
+        if self.activation == "none":
+            return torch.ones(
+                (*log_beta.shape, self.features), dtype=log_beta.dtype, device=log_beta.device
+            )
+        return _SCALE_FUNCTIONS[self.activation](self.weight * self._input(log_beta) + self.bias)
+
+    def shift(self, log_beta: torch.Tensor) -> torch.Tensor | None:
+        """The additive FiLM shift w' g(η) + b' of shape (n, features), or None for other gates."""
+        if not self.has_shift:
+            return None
+        return self.shift_weight * self._input(log_beta) + self.shift_bias
+
+    def forward(self, pre_activations: torch.Tensor, log_beta: torch.Tensor) -> torch.Tensor:
+        """Gate pre-activations of shape (n, features) with η of shape (n,), per example."""
+        if self.activation == "none":
+            return pre_activations
+        gated = self.scale(log_beta) * pre_activations
+        shift = self.shift(log_beta)
+        return gated if shift is None else gated + shift

@@ -1,0 +1,366 @@
+"""The linear MR-VAE (Theorem 1's parameterisation, appendix A.2) and its β-VAE baseline.
+
+The model, for η = log β (per example):
+
+.. math::
+
+    \\mu(x, \\eta) &= s_{E2}(\\eta) \\odot E_2\\,(s_{E1}(\\eta) \\odot E_1 (x - m)),
+        \\qquad E(\\eta) = \\operatorname{diag}(s_{E2}) E_2 \\operatorname{diag}(s_{E1}) E_1
+        \\quad \\text{(eq. 25–26)}, \\\\
+    c(\\eta) &= e^{\\rho} \\odot s_C(\\eta) \\quad \\text{(positive by construction; cf. eq. 30–31)}, \\\\
+    \\hat x(z, \\eta) &= s_{D2}(\\eta) \\odot D_2\\,(s_{D1}(\\eta) \\odot D_1 z) + b,
+        \\qquad D(\\eta) = \\operatorname{diag}(s_{D2}) D_2 \\operatorname{diag}(s_{D1}) D_1
+        \\quad \\text{(eq. 37–38)},
+
+with ``q(z|x) = N(μ, diag(c))``, ``p(x|z) = N(x̂, I)`` and prior ``N(0, I)`` (eq. 12). Every
+gate scales the pre-activations of its layer per example (appendix B.2); the forward pass
+never builds a per-example weight matrix.
+
+Choices the appendix leaves open, made here:
+
+- ``m`` is a fixed buffer, the training data's mean (``input_mean``; eq. 12 uses μ_MLE); the
+  decoder bias ``b`` is learned and not gated.
+- The covariance is one gated diagonal layer ``c = e^ρ ⊙ s_C(η)``: the appendix's
+  ``C⁽²⁾C⁽¹⁾`` with positive bases ``e^{ρ1}, e^{ρ2}`` is the same family as a product of
+  gates, and the second factor is constant in the construction of eq. 32. A FiLM
+  covariance gate acts on the log-variance: ``log c = s(η) ρ + shift(η)``. The sqrt gate is
+  refused for the covariance (it reaches 0).
+- FiLM shifts make the layers affine; the model then has an η-dependent latent offset
+  ``t(η)`` and decoder bias, which :meth:`LinearMRVAE.latent_offset` and
+  :meth:`LinearMRVAE.decoder_bias` return, so the objective stays exact.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from linvae.analytic import LinearVAEParams
+
+from .gates import ACTIVATIONS, DEFAULT_BETA_RANGE, GATE_INPUTS, Gate
+
+COVARIANCE_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "sqrt")
+
+
+class GateValues(NamedTuple):
+    """The gates of every layer for a batch of η, each of shape (n, units).
+
+    ``*_shift`` are the FiLM shifts, or None for gates without a shift.
+    """
+
+    encoder1: torch.Tensor  # (n, hidden)
+    encoder2: torch.Tensor  # (n, k)
+    log_variance: torch.Tensor  # (n, k), log c(η)
+    decoder1: torch.Tensor  # (n, hidden)
+    decoder2: torch.Tensor  # (n, d)
+    encoder1_shift: torch.Tensor | None
+    encoder2_shift: torch.Tensor | None
+    decoder1_shift: torch.Tensor | None
+    decoder2_shift: torch.Tensor | None
+
+
+def _check_size(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_activation(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+class LinearMRVAE(nn.Module):
+    """Linear MR-VAE: two-layer gated encoder and decoder, gated diagonal covariance.
+
+    Parameters
+    ----------
+    d : int
+        Data dimension.
+    k : int
+        Latent dimension.
+    encoder_gate : {"sigmoid", "sqrt", "hinge", "film", "none"}, default "sigmoid"
+        Activation of the gates of both encoder layers (σ_E, eq. 25–26).
+    decoder_gate : {"sigmoid", "sqrt", "hinge", "film", "none"}, default "sqrt"
+        Activation of the gates of both decoder layers (σ_D, eq. 37–38).
+    covariance_gate : {"sigmoid", "hinge", "film", "none"}, default "sigmoid"
+        Activation of the covariance gate (eq. 30–31).
+    hidden : int, optional
+        Width of the hidden layer of the encoder and of the decoder; default ``k``.
+    gate_input : {"standardized", "log_beta"}, default "standardized"
+        What the gates' affine maps see: η standardised over ``beta_range`` (the authors'
+        code) or η itself (the paper's Algorithm 1). The model class is the same.
+    beta_range : (float, float), default (0.01, 10)
+        The training range of β (used by the standardisation).
+    seed : int, default 0
+        Seed of the initial weights (a private generator: the global RNG is untouched).
+    dtype : torch.dtype, default torch.float64
+
+    Notes
+    -----
+    Initial weights are Gaussian with variance 1/fan-in; the covariance starts at
+    ``c = 1/2`` on its gate's initial value (``ρ = 0`` for sigmoid/hinge gates); every gate
+    starts flat in η and open (see :class:`linvae.mrvae.gates.Gate`).
+    """
+
+    def __init__(
+        self,
+        d: int,
+        k: int,
+        encoder_gate: str = "sigmoid",
+        decoder_gate: str = "sqrt",
+        covariance_gate: str = "sigmoid",
+        hidden: int | None = None,
+        *,
+        gate_input: str = "standardized",
+        beta_range: tuple[float, float] = DEFAULT_BETA_RANGE,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        self.d = _check_size(d, "d")
+        self.k = _check_size(k, "k")
+        self.hidden = self.k if hidden is None else _check_size(hidden, "hidden")
+        self.encoder_gate = _check_activation(encoder_gate, "encoder_gate", ACTIVATIONS)
+        self.decoder_gate = _check_activation(decoder_gate, "decoder_gate", ACTIVATIONS)
+        self.covariance_gate = _check_activation(
+            covariance_gate, "covariance_gate", COVARIANCE_ACTIVATIONS
+        )
+        self.gate_input = _check_activation(gate_input, "gate_input", GATE_INPUTS)
+        self.beta_range = (float(beta_range[0]), float(beta_range[1]))
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+
+        generator = torch.Generator().manual_seed(int(seed))
+
+        def weight(rows, cols):
+            w = torch.randn(rows, cols, generator=generator, dtype=torch.float64) / np.sqrt(cols)
+            return nn.Parameter(w.to(dtype))
+
+        h = self.hidden
+        gate_options = {"gate_input": gate_input, "beta_range": self.beta_range, "dtype": dtype}
+        self.encoder1 = weight(h, self.d)  # E_base⁽¹⁾ (h, d)
+        self.encoder2 = weight(self.k, h)  # E_base⁽²⁾ (k, h)
+        self.decoder1 = weight(h, self.k)  # D_base⁽¹⁾ (h, k)
+        self.decoder2 = weight(self.d, h)  # D_base⁽²⁾ (d, h)
+        self.log_variance = nn.Parameter(torch.zeros(self.k, dtype=dtype))  # ρ
+        self.bias = nn.Parameter(torch.zeros(self.d, dtype=dtype))  # b
+        self.register_buffer("input_mean", torch.zeros(self.d, dtype=dtype))  # m
+        self.encoder1_gate = Gate(h, encoder_gate, **gate_options)
+        self.encoder2_gate = Gate(self.k, encoder_gate, **gate_options)
+        self.covariance_gate_module = Gate(self.k, covariance_gate, **gate_options)
+        self.decoder1_gate = Gate(h, decoder_gate, **gate_options)
+        self.decoder2_gate = Gate(self.d, decoder_gate, **gate_options)
+
+    # -- configuration -----------------------------------------------------------------
+
+    def config(self) -> dict:
+        """The constructor's arguments as JSON builtins, to rebuild the model (``from_config``)."""
+        return {
+            "class": type(self).__name__,
+            "d": self.d,
+            "k": self.k,
+            "hidden": self.hidden,
+            "encoder_gate": self.encoder_gate,
+            "decoder_gate": self.decoder_gate,
+            "covariance_gate": self.covariance_gate,
+            "gate_input": self.gate_input,
+            "beta_range": list(self.beta_range),
+        }
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.encoder1.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder1.device
+
+    def set_input_mean(self, mean) -> None:
+        """Set the encoder's centring ``m`` (the buffer ``input_mean``) to ``mean`` of shape (d,)."""
+        mean = torch.as_tensor(np.asarray(mean, dtype=np.float64))
+        if mean.shape != (self.d,):
+            raise ValueError(f"mean must have shape ({self.d},), got {tuple(mean.shape)}")
+        if not torch.isfinite(mean).all():
+            raise ValueError("mean must be finite")
+        with torch.no_grad():
+            self.input_mean.copy_(mean.to(self.input_mean))
+
+    # -- gates ---------------------------------------------------------------------------
+
+    def log_variance_at(self, log_beta: torch.Tensor) -> torch.Tensor:
+        """log c(η) of shape (n, k) for η of shape (n,)."""
+        cov_gate = self.covariance_gate_module
+        if self.covariance_gate == "film":
+            log_c = cov_gate.scale(log_beta) * self.log_variance + cov_gate.shift(log_beta)
+        elif self.covariance_gate == "sigmoid":
+            # log(e^ρ σ(x)) = ρ − softplus(−x), stable for every x
+            x = cov_gate.weight * cov_gate._input(log_beta) + cov_gate.bias
+            log_c = self.log_variance - nn.functional.softplus(-x)
+        elif self.covariance_gate == "hinge":
+            x = cov_gate.weight * cov_gate._input(log_beta) + cov_gate.bias
+            log_c = self.log_variance + torch.clamp(x, max=0.0)  # log(e^ρ min(1, eˣ))
+        else:
+            log_c = self.log_variance.expand(*log_beta.shape, self.k)
+        return log_c
+
+    def gates(self, log_beta: torch.Tensor) -> GateValues:
+        """All gate values for η of shape (n,) (see :class:`GateValues`)."""
+        return GateValues(
+            encoder1=self.encoder1_gate.scale(log_beta),
+            encoder2=self.encoder2_gate.scale(log_beta),
+            log_variance=self.log_variance_at(log_beta),
+            decoder1=self.decoder1_gate.scale(log_beta),
+            decoder2=self.decoder2_gate.scale(log_beta),
+            encoder1_shift=self.encoder1_gate.shift(log_beta),
+            encoder2_shift=self.encoder2_gate.shift(log_beta),
+            decoder1_shift=self.decoder1_gate.shift(log_beta),
+            decoder2_shift=self.decoder2_gate.shift(log_beta),
+        )
+
+    # -- forward pass (per example, gating pre-activations) ------------------------------
+
+    def encode(self, x: torch.Tensor, log_beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean (n, k) and log-variance log c (n, k) for data x (n, d) and η (n,)."""
+        pre = (x - self.input_mean) @ self.encoder1.T  # E₁(x − m), (n, h)
+        hidden = self.encoder1_gate(pre, log_beta)  # eq. 25
+        mean = self.encoder2_gate(hidden @ self.encoder2.T, log_beta)  # eq. 26
+        return mean, self.log_variance_at(log_beta)
+
+    def decode(self, z: torch.Tensor, log_beta: torch.Tensor) -> torch.Tensor:
+        """Mean of p(x|z), shape (n, d), for latents z (n, k) and η (n,)."""
+        hidden = self.decoder1_gate(z @ self.decoder1.T, log_beta)  # eq. 37
+        return self.decoder2_gate(hidden @ self.decoder2.T, log_beta) + self.bias  # eq. 38
+
+    def forward(
+        self, x: torch.Tensor, log_beta: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction (n, d), posterior mean (n, k) and log-variance (n, k).
+
+        ``noise`` (n, k) is standard normal: z = μ + √c ⊙ noise (reparameterisation).
+        """
+        mean, log_variance = self.encode(x, log_beta)
+        z = mean + torch.exp(0.5 * log_variance) * noise
+        return self.decode(z, log_beta), mean, log_variance
+
+    # -- the η-dependent matrices, for the analytic module -------------------------------
+
+    def matrices(self, log_beta: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """E(η) (n, k, d), c(η) (n, k), D(η) (n, d, k), offset t(η) (n, k), bias (n, d).
+
+        Differentiable; for evaluation and tests (the training objectives use the factors).
+        ``t(η)`` is the latent mean at x = ``input_mean`` (nonzero only with FiLM shifts);
+        the bias is that of x̂ at z = 0.
+        """
+        g = self.gates(log_beta)
+        E = g.encoder2.unsqueeze(-1) * (self.encoder2 * g.encoder1.unsqueeze(-2)) @ self.encoder1
+        D = (g.decoder2.unsqueeze(-1) * self.decoder2) @ (g.decoder1.unsqueeze(-1) * self.decoder1)
+        offset = torch.zeros_like(g.encoder2)
+        if g.encoder1_shift is not None:
+            offset = offset + g.encoder2 * (g.encoder1_shift @ self.encoder2.T)
+        if g.encoder2_shift is not None:
+            offset = offset + g.encoder2_shift
+        bias = self.bias.expand(*log_beta.shape, self.d)
+        if g.decoder1_shift is not None:
+            bias = bias + g.decoder2 * (g.decoder1_shift @ self.decoder2.T)
+        if g.decoder2_shift is not None:
+            bias = bias + g.decoder2_shift
+        return E, torch.exp(g.log_variance), D, offset, bias
+
+    def _at(self, beta) -> tuple[torch.Tensor, ...]:
+        beta = float(beta)
+        if not (np.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta must be finite and > 0, got {beta!r}")
+        log_beta = torch.tensor([np.log(beta)], dtype=self.dtype, device=self.device)
+        with torch.no_grad():
+            return tuple(t[0] for t in self.matrices(log_beta))
+
+    def params_at(self, beta: float) -> LinearVAEParams:
+        """``(E(β) (k, d), c(β) (k,), D(β) (d, k))`` as float64 numpy copies.
+
+        The model's posterior is ``N(E(β)(x − m) + t(β), diag(c(β)))`` with ``m`` the
+        buffer ``input_mean`` and ``t`` the :meth:`latent_offset` (zero without FiLM).
+        """
+        E, c, D, _, _ = self._at(beta)
+        return LinearVAEParams(
+            *(t.detach().cpu().to(torch.float64).numpy().copy() for t in (E, c, D))
+        )
+
+    def latent_offset(self, beta: float) -> np.ndarray:
+        """t(β) of shape (k,): the posterior mean at x = ``input_mean`` (0 without FiLM)."""
+        return self._at(beta)[3].detach().cpu().to(torch.float64).numpy().copy()
+
+    def decoder_bias(self, beta: float | None = None) -> np.ndarray:
+        """The mean of p(x|z=0), shape (d,): ``b``, plus FiLM shifts at β if any.
+
+        ``beta`` is needed only for a model with a FiLM decoder gate.
+        """
+        if self.decoder_gate != "film":
+            return self.bias.detach().cpu().to(torch.float64).numpy().copy()
+        if beta is None:
+            raise ValueError("beta is required: a FiLM decoder's bias depends on β")
+        return self._at(beta)[4].detach().cpu().to(torch.float64).numpy().copy()
+
+
+class LinearVAE(LinearMRVAE):
+    """The β-VAE baseline: the same two-layer linear VAE without gates, for one β.
+
+    Parameters
+    ----------
+    d, k, hidden, seed, dtype
+        As for :class:`LinearMRVAE`.
+    """
+
+    def __init__(
+        self,
+        d: int,
+        k: int,
+        hidden: int | None = None,
+        *,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__(
+            d,
+            k,
+            "none",
+            "none",
+            "none",
+            hidden,
+            seed=seed,
+            dtype=dtype,
+        )
+        with torch.no_grad():
+            self.log_variance.fill_(float(np.log(0.5)))  # c = 1/2, as the gated models start
+
+    def config(self) -> dict:
+        return {"class": type(self).__name__, "d": self.d, "k": self.k, "hidden": self.hidden}
+
+
+def model_from_config(config: dict, dtype: torch.dtype = torch.float64) -> LinearMRVAE:
+    """Rebuild an (untrained) model from :meth:`LinearMRVAE.config`.
+
+    Raises
+    ------
+    ValueError
+        If ``config`` names no known class or lacks a field.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    options = dict(config)
+    name = options.pop("class", None)
+    try:
+        if name == "LinearMRVAE":
+            options["beta_range"] = tuple(options["beta_range"])
+            return LinearMRVAE(**options, dtype=dtype)
+        if name == "LinearVAE":
+            return LinearVAE(**options, dtype=dtype)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"config of {name} is incomplete or malformed: {error}") from None
+    raise ValueError(f"config['class'] must be 'LinearMRVAE' or 'LinearVAE', got {name!r}")

@@ -1,0 +1,315 @@
+"""Training of a linear (MR-)VAE: β sampling, Adam with warm-up and cosine decay, progress.
+
+The loop is the only stateful part of :mod:`linvae.mrvae`; the mathematics it optimises is in
+:mod:`linvae.mrvae.objectives`. Every random draw (mini-batch order, β, reparameterisation
+noise) comes from one private ``torch.Generator`` seeded by ``TrainConfig.seed`` on the CPU,
+so a run is reproducible on a given device regardless of the global RNG.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from linvae.analytic import moments as data_moments
+
+from .gates import DEFAULT_BETA_RANGE, _validate_beta_range
+from .model import LinearMRVAE
+from .objectives import exact_loss, sampled_loss
+
+OBJECTIVES = ("sampled", "exact")
+BETA_SAMPLINGS = ("example", "batch")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Attributes
+    ----------
+    steps : int
+        Number of optimiser steps.
+    batch_size : int
+        Examples per mini-batch (``sampled``), or values of β per step (``exact``).
+    lr : float
+        Peak learning rate of Adam.
+    warmup_fraction : float
+        Fraction of ``steps`` of linear warm-up from 0 (the paper: 10 of 200 epochs), then
+        cosine decay to 0.
+    objective : {"sampled", "exact"}
+        The reparameterised ELBO on mini-batches, or the exact expected loss from the
+        data's moments (see :mod:`linvae.mrvae.objectives`).
+    beta_sampling : {"example", "batch"}
+        An MR-VAE draws log β ~ Uniform(log lo, log hi) per example (the authors' code) or
+        one per mini-batch (the paper's Algorithm 1).
+    beta_range : (float, float)
+        (lo, hi), the range of the MR-VAE's β.
+    seed : int
+        Seed of the mini-batch order, β and noise.
+    """
+
+    steps: int = 3000
+    batch_size: int = 128
+    lr: float = 3e-3
+    warmup_fraction: float = 0.05
+    objective: str = "sampled"
+    beta_sampling: str = "example"
+    beta_range: tuple[float, float] = DEFAULT_BETA_RANGE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (0.0 <= self.warmup_fraction < 1.0):
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.beta_sampling not in BETA_SAMPLINGS:
+            raise ValueError(
+                f"beta_sampling must be one of {BETA_SAMPLINGS}, got {self.beta_sampling!r}"
+            )
+        object.__setattr__(self, "beta_range", _validate_beta_range(self.beta_range))
+
+    def to_dict(self) -> dict:
+        """The settings as JSON builtins."""
+        out = asdict(self)
+        out["beta_range"] = list(self.beta_range)
+        return out
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run did.
+
+    Attributes
+    ----------
+    steps : int
+        Optimiser steps completed (fewer than asked when interrupted).
+    seconds : float
+        Wall time of the loop.
+    interrupted : bool
+        True when a KeyboardInterrupt stopped the loop.
+    final_loss : float
+        Mean training loss over the last steps (up to 50), nats per example; NaN if no step
+        completed.
+    """
+
+    steps: int
+    seconds: float
+    interrupted: bool
+    final_loss: float
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as given.
+
+    Raises
+    ------
+    ValueError
+        If the name is not a device, or CUDA is asked for and not available.
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a str, got {type(device).__name__}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+        ) from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
+    return resolved
+
+
+def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
+    """Linear warm-up to 1 over ``warmup_steps``, then cosine decay to 0 at ``steps``.
+
+    ``step`` counts completed steps (0 for the first update); the factor of update
+    ``step`` is ``(step + 1)/warmup_steps`` during warm-up, then
+    ``½(1 + cos(π (step − warmup_steps + 1) / (steps − warmup_steps + 1)))``.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps + 1) / (steps - warmup_steps + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+ProgressCallback = Callable[[int, int, float, float], None]
+
+
+class ProgressBar:
+    """A one-line progress bar on a stream (stderr): name, bar, step, loss, elapsed seconds.
+
+    Call it as ``bar(step, steps, loss, elapsed)``; it redraws at most every
+    ``interval`` seconds and on the last step, and ends the line with :meth:`close`.
+    """
+
+    def __init__(self, name: str, stream=None, width: int = 24, interval: float = 0.2) -> None:
+        self.name = name
+        self.stream = sys.stderr if stream is None else stream
+        self.width = width
+        self.interval = interval
+        self._last_draw = -math.inf
+        self._drawn = False
+
+    def __call__(self, step: int, steps: int, loss: float, elapsed: float) -> None:
+        now = time.perf_counter()
+        if step < steps and now - self._last_draw < self.interval:
+            return
+        self._last_draw = now
+        filled = int(self.width * step / steps)
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(
+            f"\r{self.name:>14} [{bar}] step {step:>{len(str(steps))}}/{steps}"
+            f"  loss {loss:10.4f}  {elapsed:7.1f}s"
+        )
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self, note: str = "") -> None:
+        """End the line (with an optional note such as "interrupted")."""
+        if self._drawn:
+            self.stream.write(f"  {note}\n" if note else "\n")
+            self.stream.flush()
+
+
+def train(
+    model: LinearMRVAE,
+    X,
+    config: TrainConfig,
+    *,
+    beta: float | None = None,
+    device: str | torch.device = "cpu",
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on data ``X`` with Adam, warm-up and cosine decay.
+
+    Parameters
+    ----------
+    model : LinearMRVAE
+        An MR-VAE (``beta=None``: β is sampled, see ``config.beta_sampling``) or any model
+        trained at one fixed ``beta`` (the β-VAE baseline, :class:`LinearVAE`).
+    X : array_like of shape (n, d)
+        Training data. The model's ``input_mean`` is set to its mean before the first step
+        (the encoder centres with the MLE mean, eq. 12); ``exact`` uses its ML covariance.
+    config : TrainConfig
+    beta : float, optional
+        Train at this one β > 0 instead of sampling it.
+    device : str or torch.device
+        Where to train (see :func:`resolve_device`); the model is moved there.
+    progress : callable, optional
+        Called as ``progress(step, steps, loss, elapsed_seconds)`` after each step.
+
+    Returns
+    -------
+    TrainResult
+        A KeyboardInterrupt (Ctrl-C) stops the loop after the current step and is reported
+        by ``interrupted=True``, not re-raised: the model keeps the weights it had.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a bad model, data, β or device.
+    """
+    if not isinstance(model, LinearMRVAE):
+        raise TypeError(f"model must be a LinearMRVAE or LinearVAE, got {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != model.d or X.shape[0] < 2:
+        raise ValueError(f"X must have shape (n >= 2, {model.d}), got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X must be finite (it holds NaN or inf)")
+    if beta is not None:
+        beta = float(beta)
+        if not (math.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta must be finite and > 0, got {beta!r}")
+    device = resolve_device(device) if isinstance(device, str) else device
+
+    stats = data_moments(X)
+    model.set_input_mean(stats.mean)
+    model.to(device)
+    dtype = model.dtype
+    data = torch.as_tensor(X, dtype=dtype).to(device)
+    mean = torch.as_tensor(stats.mean, dtype=dtype).to(device)
+    cov = torch.as_tensor(stats.cov, dtype=dtype).to(device)
+    n = data.shape[0]
+
+    generator = torch.Generator().manual_seed(config.seed)
+    log_lo, log_hi = (math.log(v) for v in config.beta_range)
+    warmup_steps = max(1, round(config.warmup_fraction * config.steps))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, config.steps, warmup_steps)
+    )
+
+    def draw_log_beta(count: int) -> torch.Tensor:
+        if beta is not None:
+            return torch.full((count,), math.log(beta), dtype=dtype)
+        if config.beta_sampling == "batch":
+            count = 1
+        u = torch.rand(count, generator=generator, dtype=torch.float64)
+        return (log_lo + (log_hi - log_lo) * u).to(dtype)
+
+    order = torch.randperm(n, generator=generator)
+    cursor = 0
+    recent: list[float] = []
+    completed = 0
+    interrupted = False
+    start = time.perf_counter()
+    try:
+        for step in range(config.steps):
+            if config.objective == "exact":
+                count = 1 if beta is not None else config.batch_size
+                terms = exact_loss(model, draw_log_beta(count).to(device), mean, cov)
+            else:
+                if cursor + config.batch_size > n:
+                    order = torch.randperm(n, generator=generator)
+                    cursor = 0
+                index = order[cursor : cursor + config.batch_size]
+                cursor += config.batch_size
+                size = index.shape[0]
+                log_beta = draw_log_beta(size).expand(size)
+                noise = torch.randn(size, model.k, generator=generator, dtype=torch.float64)
+                terms = sampled_loss(
+                    model, data[index.to(device)], log_beta.to(device), noise.to(dtype).to(device)
+                )
+            optimizer.zero_grad(set_to_none=True)
+            terms.loss.backward()
+            optimizer.step()
+            schedule.step()
+            completed = step + 1
+            recent.append(terms.loss.item())
+            if len(recent) > 50:
+                recent.pop(0)
+            if progress is not None:
+                progress(
+                    completed, config.steps, float(np.mean(recent)), time.perf_counter() - start
+                )
+    except KeyboardInterrupt:
+        interrupted = True
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    final_loss = float(np.mean(recent)) if recent else float("nan")
+    return TrainResult(completed, seconds, interrupted, final_loss)
