@@ -1,4 +1,10 @@
-"""Data moments, streamed in chunks so that memory stays O(d² + chunk·d)."""
+"""Data moments, streamed in chunks so that memory stays O(d² + chunk·d).
+
+Chunks are merged with the pairwise update of Chan, Golub and LeVeque (1979): each
+chunk's centred scatter is added together with the outer product of the difference of
+means, so no ``E[xxᵀ] - mmᵀ`` cancellation occurs however large the mean. Accumulation
+is in float64 throughout, on the CPU (numpy) or on a torch device.
+"""
 
 import numbers
 
@@ -9,20 +15,200 @@ from ._types import Moments
 DEFAULT_CHUNK_SIZE = 65_536
 
 
-def moments(X, chunk_size=DEFAULT_CHUNK_SIZE):
-    """Sample mean and maximum-likelihood covariance of a data set, in float64.
+def _check_chunk_size(chunk_size):
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (numbers.Integral, np.integer)):
+        raise TypeError(f"chunk_size must be an integer, got {type(chunk_size).__name__}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return int(chunk_size)
 
-    The chunks are merged with the pairwise update of Chan, Golub and LeVeque (1979): each
-    chunk's centred scatter is added together with the outer product of the difference of
-    means, so no ``E[xxᵀ] - mmᵀ`` cancellation occurs however large the mean.
+
+def _resolve_device(device):
+    """None for numpy on the CPU, else a torch.device ("auto": CUDA when present)."""
+    if device is None or device == "cpu-numpy":
+        return None
+    if not isinstance(device, str) and type(device).__name__ != "device":
+        raise TypeError(f"device must be None, 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else None
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"device must be None, 'auto', 'cpu' or 'cuda[:N]', got {device!r}"
+        ) from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be None, 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+    return resolved
+
+
+class _Accumulator:
+    """Running count, mean (d,) and centred scatter (d, d), merged chunk by chunk (Chan)."""
+
+    def __init__(self, d, device):
+        self.device = device
+        self.count = 0
+        self.rows_seen = 0
+        if device is None:
+            self.mean = np.zeros(d)
+            self.scatter = np.zeros((d, d))
+        else:
+            import torch
+
+            self.mean = torch.zeros(d, dtype=torch.float64, device=device)
+            self.scatter = torch.zeros((d, d), dtype=torch.float64, device=device)
+
+    def add(self, chunk):
+        """Merge a chunk of shape (m, d), any real dtype; raises on NaN/inf naming the row."""
+        if self.device is None:
+            chunk = np.asarray(chunk, dtype=np.float64)
+            finite = np.isfinite(chunk)
+            if not finite.all():
+                row, col = np.argwhere(~finite)[0]
+                raise ValueError(
+                    f"X must be finite, got {chunk[row, col]} at row {self.rows_seen + row}, "
+                    f"column {col}"
+                )
+        else:
+            import torch
+
+            chunk = torch.as_tensor(np.asarray(chunk)).to(self.device, dtype=torch.float64)
+            finite = torch.isfinite(chunk)
+            if not bool(finite.all()):
+                row, col = (int(i) for i in torch.nonzero(~finite)[0])
+                raise ValueError(
+                    f"X must be finite, got {float(chunk[row, col])} at row {self.rows_seen + row}, "
+                    f"column {col}"
+                )
+        self.merge(chunk.shape[0], chunk.mean(0), None, chunk)
+        self.rows_seen += chunk.shape[0]
+
+    def merge(self, m, chunk_mean, chunk_scatter, chunk=None):
+        """Chan's pairwise update with a block of m rows of mean chunk_mean."""
+        if m == 0:
+            return
+        if chunk_scatter is None:
+            centred = chunk - chunk_mean
+            chunk_scatter = centred.T @ centred
+        delta = chunk_mean - self.mean
+        total = self.count + m
+        outer = delta[:, None] * delta[None, :]
+        self.scatter += chunk_scatter + outer * (self.count * m / total)
+        self.mean += delta * (m / total)
+        self.count = total
+
+    def result(self):
+        if self.count < 2:
+            raise ValueError(f"X must have at least two examples (rows), got {self.count}")
+        mean, cov = self.mean, self.scatter / self.count
+        if self.device is not None:
+            mean, cov = mean.cpu().numpy(), cov.cpu().numpy()
+        return Moments(mean, (cov + cov.T) / 2, int(self.count))
+
+
+def moments_of_chunks(chunks, d, *, device=None, progress=None, total_rows=None):
+    """Moments of data given as an iterable of row blocks, each of shape (m, d).
+
+    Parameters
+    ----------
+    chunks : iterable of array_like of shape (m, d)
+        Row blocks in any real dtype, read once, in order.
+    d : int
+        Number of columns.
+    device : None, "auto", "cpu" or "cuda[:N]"
+        None accumulates in numpy; otherwise torch float64 on that device ("auto": CUDA
+        when present, else numpy).
+    progress : callable, optional
+        Called as ``progress(rows_done, total_rows)`` after each block.
+    total_rows : int, optional
+        Passed to ``progress``.
+
+    Returns
+    -------
+    Moments
+    """
+    accumulator = _Accumulator(d, _resolve_device(device))
+    for chunk in chunks:
+        if chunk.ndim != 2 or chunk.shape[1] != d:
+            raise ValueError(f"every chunk must have shape (m, {d}), got {tuple(chunk.shape)}")
+        accumulator.add(chunk)
+        if progress is not None:
+            progress(accumulator.rows_seen, total_rows)
+    return accumulator.result()
+
+
+def _is_dask_array(X):
+    return type(X).__module__.startswith("dask.") and hasattr(X, "to_delayed")
+
+
+def _block_statistics(block):
+    """(count, mean, centred scatter) of one block, float64; raises on NaN/inf."""
+    block = np.asarray(block, dtype=np.float64)
+    if not np.all(np.isfinite(block)):
+        row, col = np.argwhere(~np.isfinite(block))[0]
+        raise ValueError(
+            f"X must be finite, got {block[row, col]} in a block, at its row {row}, column {col}"
+        )
+    mean = block.mean(axis=0)
+    centred = block - mean
+    return block.shape[0], mean, centred.T @ centred
+
+
+def _merge_statistics(a, b):
+    """Chan's pairwise update of two (count, mean, scatter) triples."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    total = na + nb
+    delta = mb - ma
+    return total, ma + delta * (nb / total), sa + sb + np.outer(delta, delta) * (na * nb / total)
+
+
+def _dask_moments(X):
+    """Moments of a dask array, out of core, on whatever scheduler the user has set."""
+    import dask
+
+    if X.ndim != 2:
+        raise ValueError(f"X must have shape (n, d), got shape {X.shape}")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_) or np.iscomplexobj(
+        np.empty(0, X.dtype)
+    ):
+        raise TypeError(f"X must be an array of real numbers, got dtype {X.dtype}")
+    blocks = X.rechunk({1: -1}).to_delayed().ravel()
+    stats = [dask.delayed(_block_statistics)(block) for block in blocks]
+    while len(stats) > 1:  # a balanced tree of merges: depth log2(number of blocks)
+        stats = [
+            dask.delayed(_merge_statistics)(stats[i], stats[i + 1])
+            if i + 1 < len(stats)
+            else stats[i]
+            for i in range(0, len(stats), 2)
+        ]
+    count, mean, scatter = dask.compute(stats[0])[0]
+    if count < 2:
+        raise ValueError(f"X must have at least two examples (rows), got {count}")
+    cov = scatter / count
+    return Moments(mean, (cov + cov.T) / 2, int(count))
+
+
+def moments(X, chunk_size=DEFAULT_CHUNK_SIZE, *, device=None, progress=None):
+    """Sample mean and maximum-likelihood covariance of a data set, in float64.
 
     Parameters
     ----------
     X : array_like of shape (n, d)
-        Examples in rows, any real dtype; a memory-mapped ``.npy`` (``np.load(path,
-        mmap_mode="r")``) is read one chunk at a time.
+        Examples in rows, any real dtype. A memory-mapped array (``np.load(path,
+        mmap_mode="r")``) is read one chunk at a time, never whole; a dask array is
+        reduced out of core on the dask scheduler in use (``pip install linvae[dask]``).
+        :func:`linvae.data.file_moments` streams ``.npy`` and IDX files by path.
     chunk_size : int, default 65536
         Rows converted to float64 at a time.
+    device : None, "auto", "cpu" or "cuda[:N]", optional
+        Where to accumulate: None (default) in numpy; otherwise in torch float64 on that
+        device, "auto" meaning CUDA when present. Ignored for dask arrays.
+    progress : callable, optional
+        Called as ``progress(rows_done, n)`` after each chunk.
 
     Returns
     -------
@@ -34,12 +220,12 @@ def moments(X, chunk_size=DEFAULT_CHUNK_SIZE):
     TypeError
         If ``X`` is not a numeric array or ``chunk_size`` is not an integer.
     ValueError
-        If ``X`` is not 2-D, has fewer than two rows, or holds NaN/inf; or ``chunk_size < 1``.
+        If ``X`` is not 2-D, has fewer than two rows, or holds NaN/inf; or ``chunk_size < 1``;
+        or ``device`` names a device torch does not see.
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (numbers.Integral, np.integer)):
-        raise TypeError(f"chunk_size must be an integer, got {type(chunk_size).__name__}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = _check_chunk_size(chunk_size)
+    if _is_dask_array(X):
+        return _dask_moments(X)
     if not isinstance(X, np.ndarray):
         X = np.asarray(X)
     if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
@@ -53,24 +239,5 @@ def moments(X, chunk_size=DEFAULT_CHUNK_SIZE):
         raise ValueError(f"X must have at least two examples (rows), got {n}")
     if d < 1:
         raise ValueError(f"X must have at least one feature (column), got shape {X.shape}")
-
-    count = 0
-    mean = np.zeros(d)
-    scatter = np.zeros((d, d))
-    for start in range(0, n, chunk_size):
-        chunk = np.asarray(X[start : start + chunk_size], dtype=np.float64)
-        if not np.all(np.isfinite(chunk)):
-            row, col = np.argwhere(~np.isfinite(chunk))[0]
-            raise ValueError(
-                f"X must be finite, got {chunk[row, col]} at row {start + row}, column {col}"
-            )
-        m = chunk.shape[0]
-        chunk_mean = chunk.mean(axis=0)
-        centred = chunk - chunk_mean
-        delta = chunk_mean - mean
-        total = count + m
-        scatter += centred.T @ centred + np.outer(delta, delta) * (count * m / total)
-        mean += delta * (m / total)
-        count = total
-    cov = scatter / count
-    return Moments(mean, (cov + cov.T) / 2, count)
+    chunks = (X[start : start + chunk_size] for start in range(0, n, chunk_size))
+    return moments_of_chunks(chunks, d, device=device, progress=progress, total_rows=n)

@@ -10,12 +10,14 @@ from ._files import DataFileNotFoundError, write_idx
 from ._gaussian import DEFAULT_GAUSSIAN_EIGVALS, gaussian_data
 from ._info import DatasetInfo
 from ._load import KNOWN_DATASETS, load
+from ._stream import file_moments
 
 __all__ = [
     "DEFAULT_GAUSSIAN_EIGVALS",
     "KNOWN_DATASETS",
     "DataFileNotFoundError",
     "DatasetInfo",
+    "file_moments",
     "gaussian_data",
     "load",
     "write_idx",

@@ -178,23 +178,26 @@ def _read_npz(path, key):
     return array, key
 
 
-def _read_idx(path, gzipped):
-    """The array of an IDX file (MNIST's format), native byte order not yet applied."""
-    try:
-        if gzipped:
-            with gzip.open(path, "rb") as fh:
-                data = fh.read()
-        else:
-            data = Path(path).read_bytes()
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise _fail(path, f"it is not a valid gzip file; truncated or corrupt ({exc})") from None
-    if len(data) < 4:
+def idx_header(head, path, stored_bytes):
+    """``(shape, dtype, data_offset)`` of an IDX file from its first bytes, checked.
+
+    Parameters
+    ----------
+    head : bytes
+        At least the header (4 + 4·ndim bytes; 4 + 4·255 always suffices).
+    path : str or os.PathLike
+        Named in the errors.
+    stored_bytes : int or None
+        Size of the whole (decompressed) file, to detect truncated or trailing data; None
+        when it is not known yet (a gzip stream), and the caller checks while reading.
+    """
+    if len(head) < 4:
         raise _fail(
-            path, f"the IDX header is truncated: {len(data)} bytes, the magic number needs 4"
+            path, f"the IDX header is truncated: {len(head)} bytes, the magic number needs 4"
         )
-    zero_a, zero_b, code, ndim = data[:4]
+    zero_a, zero_b, code, ndim = head[:4]
     if zero_a or zero_b or code not in IDX_DTYPES:
-        magic = int.from_bytes(data[:4], "big")
+        magic = int.from_bytes(head[:4], "big")
         codes = ", ".join(f"0x{known:02X}" for known in IDX_DTYPES)
         raise _fail(
             path,
@@ -202,17 +205,19 @@ def _read_idx(path, gzipped):
             f"in {codes} and NN the number of dimensions",
         )
     header_end = 4 + 4 * ndim
-    if len(data) < header_end:
+    if len(head) < header_end:
         raise _fail(
             path,
             f"the IDX header is truncated: {ndim} dimensions need {header_end} bytes, "
-            f"the file holds {len(data)}",
+            f"the file holds {len(head)}",
         )
-    shape = struct.unpack(f">{ndim}I", data[4:header_end])
+    shape = struct.unpack(f">{ndim}I", head[4:header_end])
     _check_shape(path, shape)
     dtype = IDX_DTYPES[code]
     promised = math.prod(shape) * dtype.itemsize
-    stored = len(data) - header_end
+    if stored_bytes is None:
+        return shape, dtype, header_end
+    stored = stored_bytes - header_end
     if stored < promised:
         raise _fail(
             path,
@@ -225,6 +230,20 @@ def _read_idx(path, gzipped):
             f"{stored - promised} bytes follow the {promised} bytes of data that the header "
             f"describes for shape {shape}",
         )
+    return shape, dtype, header_end
+
+
+def _read_idx(path, gzipped):
+    """The array of an IDX file (MNIST's format), native byte order not yet applied."""
+    try:
+        if gzipped:
+            with gzip.open(path, "rb") as fh:
+                data = fh.read()
+        else:
+            data = Path(path).read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise _fail(path, f"it is not a valid gzip file; truncated or corrupt ({exc})") from None
+    shape, dtype, header_end = idx_header(data[: 4 + 4 * 255], path, len(data))
     return np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=header_end).reshape(
         shape
     ), None
