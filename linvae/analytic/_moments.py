@@ -23,7 +23,7 @@ def _check_chunk_size(chunk_size):
     return int(chunk_size)
 
 
-def _resolve_device(device):
+def _resolve_device(device):  # shared by spectrum()
     """None for numpy on the CPU, else a torch.device ("auto": CUDA when present)."""
     if device is None or device == "cpu-numpy":
         return None

@@ -3,17 +3,31 @@
 import numpy as np
 import scipy.linalg
 
+from ._moments import _resolve_device
 from ._types import Spectrum
 from ._validation import as_covariance, psd_tolerance
 
 
-def spectrum(cov):
+def _eigh(cov, device):
+    """Ascending eigenvalues and eigenvectors of a symmetric matrix, float64, on ``device``."""
+    if device is None:
+        return scipy.linalg.eigh(cov)
+    import torch
+
+    eigvals, eigvecs = torch.linalg.eigh(torch.as_tensor(cov, dtype=torch.float64, device=device))
+    return eigvals.cpu().numpy(), eigvecs.cpu().numpy()
+
+
+def spectrum(cov, *, device=None):
     """Eigendecomposition of a data covariance, eigenvalues descending.
 
     Parameters
     ----------
     cov : array_like of shape (d, d)
         Symmetric positive semidefinite covariance.
+    device : None, "auto", "cpu" or "cuda[:N]", optional
+        None (default): LAPACK through scipy. Otherwise ``torch.linalg.eigh`` in float64
+        on that device, "auto" meaning CUDA when present.
 
     Returns
     -------
@@ -31,7 +45,7 @@ def spectrum(cov):
         ``-1e6 · eps · max|λ|`` (it must be symmetric positive semidefinite).
     """
     cov = as_covariance(cov)
-    eigvals, eigvecs = scipy.linalg.eigh(cov)
+    eigvals, eigvecs = _eigh(cov, _resolve_device(device))
     tolerance = psd_tolerance(eigvals)
     if eigvals[0] < -tolerance:
         raise ValueError(
