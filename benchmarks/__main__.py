@@ -1,0 +1,71 @@
+"""``python -m benchmarks [--quick]``: run every benchmark and rewrite docs/benchmarks.md.
+
+Each section is the table its benchmark prints, with the command that produced it and the
+machine it ran on; the file is written atomically. ``--quick`` runs smaller sizes (for a
+smoke run, not for the record). On a machine with CUDA the GPU rows are added.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from linvae._io import atomic_write_text
+
+from . import analytic, moments
+
+HEADER = """# Benchmarks
+
+Written by `python -m benchmarks` (do not edit by hand). Timings are medians of repeated
+runs; a ratio compares two rows measured in the same run on the same machine. The test
+suite never times anything: targets live here.
+"""
+
+
+def sections(quick):
+    """(title, markdown table) of each benchmark, measured now."""
+    size = {"d": 256, "n_betas": 10_000, "n": 10_000} if quick else {}
+    flags = " --d 256 --n 10000" if quick else ""
+    rows = analytic.run(**size)
+    yield (
+        "Closed forms: the curve and the moments",
+        analytic.render(rows, f"python -m benchmarks.analytic{flags}"),
+    )
+    n = 100_000 if quick else 1_000_000
+    rows, peak = moments.run(n, 784, min(n, 100_000), "cpu", 65_536)
+    yield (
+        "Moments at scale (CPU)",
+        moments.render(rows, peak, f"python -m benchmarks.moments --n {n}", "cpu"),
+    )
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    if cuda:
+        rows, peak = moments.run(n, 784, min(n, 100_000), "cuda", 65_536)
+        yield (
+            "Moments at scale (GPU)",
+            moments.render(
+                rows, peak, f"python -m benchmarks.moments --n {n} --device cuda", "cuda"
+            ),
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md")
+    )
+    args = parser.parse_args(argv)
+    parts = [HEADER]
+    for title, table in sections(args.quick):
+        print(f"## {title}\n\n{table}", flush=True)
+        parts.append(f"\n## {title}\n\n{table}")
+    atomic_write_text(args.out, "".join(parts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
