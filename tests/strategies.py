@@ -92,3 +92,26 @@ def idx_arrays(draw, max_examples=6, max_side=4):
         info = np.iinfo(dtype)
         elements = st.integers(int(info.min), int(info.max))
     return draw(hnp.arrays(dtype, (n, *example_shape), elements=elements))
+
+
+@st.composite
+def audit_problems(draw, max_dim=6):
+    """A linear VAE off its optimum on a random covariance, for linvae.audit.
+
+    Returns ``(cov (d, d), mean (d,), LinearVAEParams(E (k, d), c (k,), D (d, k)),
+    decoder bias (d,), encoder offset (k,), β)``; entries bounded by 10, ``c`` in
+    [1e-3, 1e3] on a log scale, any k in 1..d+1 (one latent more than the data allows).
+    """
+    from linvae.analytic import LinearVAEParams
+
+    cov, eigvals = draw(spd_covariances(max_dim=max_dim))
+    d = eigvals.shape[0]
+    k = draw(st.integers(1, d + 1))
+    log_c = draw(hnp.arrays(np.float64, (k,), elements=st.floats(-3 * np.log(10), 3 * np.log(10))))
+    params = LinearVAEParams(
+        draw(finite_matrices((k, d))), np.exp(log_c), draw(finite_matrices((d, k)))
+    )
+    mean = draw(finite_matrices((d,)))
+    bias = draw(finite_matrices((d,)))
+    offset = draw(finite_matrices((k,)))
+    return cov, mean, params, bias, offset, draw(betas())
