@@ -176,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--covariance-gate", choices=COVARIANCE_ACTIVATIONS, help=f"[{d['covariance_gate']}]"
     )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        help="torch CPU threads; 1 is fastest for these small matrices [1]",
+    )
     p.add_argument("--out", help="output folder [a new folder under ./runs/]")
     p.add_argument("--svg", action="store_true", help="also write the figures as SVG")
     p.add_argument("--quiet", action="store_true", help="no progress and no summary output")
@@ -212,6 +217,7 @@ def _resolve(args) -> dict:
     except (TypeError, ValueError) as error:
         raise UsageError(f"--device: {error}") from None
     settings["epochs"] = args.epochs
+    settings["threads"] = 1 if args.threads is None else args.threads
     return settings
 
 
@@ -432,6 +438,7 @@ def run(args) -> Path:
     if settings["epochs"] is not None:
         settings["steps"] = settings["epochs"] * math.ceil(n / settings["batch_size"])
     out = _output_folder(args.out, settings["dataset"])
+    torch.set_num_threads(settings["threads"])
     stats = moments(X)
     models, partial = _train_all(X, settings, k, args.quiet)
     _save_state(out / MRVAE_WEIGHTS, _cpu_state(models.mrvae))

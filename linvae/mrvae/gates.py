@@ -42,6 +42,9 @@ ACTIVATIONS = ("sigmoid", "sqrt", "hinge", "film", "none")
 #: How the gate sees η: ``"log_beta"`` (identity) or ``"standardized"`` over the range.
 GATE_INPUTS = ("log_beta", "standardized")
 
+#: How a gate's initial value varies with β.
+TRENDS = ("flat", "decreasing", "increasing")
+
 #: The default sampling range of β for training, (0.01, 10) as in the paper (appendix C.1).
 DEFAULT_BETA_RANGE = (0.01, 10.0)
 
@@ -144,6 +147,21 @@ def gate_input_affine(
     return (log_lo + log_hi) / 2.0, (log_hi - log_lo) / math.sqrt(12.0)
 
 
+def _initial_line(activation, trend, beta_range) -> tuple[float, float]:
+    """(slope in η, pre-activation at the middle of the log range) of a new gate."""
+    if trend == "flat" or activation == "film":
+        return 0.0, _INITIAL_PREACTIVATION[activation]
+    sign = 1.0 if trend == "increasing" else -1.0
+    lo, hi = _validate_beta_range(beta_range)
+    half_width = (math.log(hi) - math.log(lo)) / 2.0
+    if activation == "sigmoid":
+        return 0.5 * sign, 0.0
+    if activation == "hinge":
+        return sign, 0.0
+    # sqrt: decreasing in x, so the slope has the opposite sign; -0.1 at the far end
+    return -0.5 * sign, -0.1 - 0.5 * half_width
+
+
 def _validate_beta_range(beta_range) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in beta_range)
@@ -172,11 +190,23 @@ class Gate(nn.Module):
     dtype : torch.dtype
         Floating dtype of the parameters.
 
+    trend : {"decreasing", "increasing", "flat"}, default "flat"
+        How the initial gate varies with β (see Notes).
+
     Notes
     -----
-    Initialisation: w = 0 and b at a point where the gate is open and has a nonzero
-    gradient (σ(0) = 1/2, σ_D(−log 2) = 2^{-1/2}, min(1, e^{−log 2}) = 1/2, FiLM scale 1 and
-    shift 0), so that every gate starts flat in η and trainable.
+    Initialisation, as a function of η (the same for both gate inputs):
+
+    - ``"flat"``: w = 0 and the gate open with a nonzero gradient: σ(0) = 1/2,
+      σ_D(−log 2) = 2^{-1/2}, min(1, e^{−log 2}) = 1/2, FiLM scale 1 and shift 0.
+    - ``"decreasing"`` / ``"increasing"``: the sign of Theorem 1's construction (encoder
+      and decoder gates close as β grows, eq. 27 and 36; the covariance opens, eq. 29).
+      sigmoid: x = ∓½(η − η_mid) (½ at the middle of the range, ≈ 0.85 and 0.15 at its
+      ends); sqrt: x = ±½(η − η_end) − 0.1, open on the whole range and nearly closed
+      (0.31) at its far end η_end; hinge: x = ±(η − η_mid) (slope 1 as in eq. 32).
+      A sqrt gate started flat is pushed shut by the large β of the range before its unit
+      has learned a direction, and a closed sqrt gate has no gradient: the unit is dead.
+      Started decreasing, it can be shut at large β and open at small β at once.
     """
 
     def __init__(
@@ -187,8 +217,11 @@ class Gate(nn.Module):
         gate_input: str = "standardized",
         beta_range: tuple[float, float] = DEFAULT_BETA_RANGE,
         dtype: torch.dtype = torch.float64,
+        trend: str = "flat",
     ) -> None:
         super().__init__()
+        if trend not in TRENDS:
+            raise ValueError(f"trend must be one of {TRENDS}, got {trend!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         if isinstance(features, bool) or not isinstance(features, int) or features < 1:
@@ -201,9 +234,12 @@ class Gate(nn.Module):
         self.register_buffer("input_scale", torch.tensor(scale, dtype=dtype))
         if activation == "none":
             return
-        self.weight = nn.Parameter(torch.zeros(features, dtype=dtype))
+        slope, value_at_mid = _initial_line(activation, trend, beta_range)
+        # x(η) = slope (η − η_mid) + value_at_mid = w (η − center)/scale + b
+        mid = sum(math.log(v) for v in _validate_beta_range(beta_range)) / 2.0
+        self.weight = nn.Parameter(torch.full((features,), slope * scale, dtype=dtype))
         self.bias = nn.Parameter(
-            torch.full((features,), _INITIAL_PREACTIVATION[activation], dtype=dtype)
+            torch.full((features,), value_at_mid + slope * (center - mid), dtype=dtype)
         )
         if activation == "film":
             self.shift_weight = nn.Parameter(torch.zeros(features, dtype=dtype))
@@ -216,13 +252,16 @@ class Gate(nn.Module):
 
     def _input(self, log_beta: torch.Tensor) -> torch.Tensor:
         """g(η) of shape (n, 1) from η of shape (n,)."""
+        log_beta = log_beta.to(self.input_center.dtype)
         return ((log_beta - self.input_center) / self.input_scale).unsqueeze(-1)
 
     def scale(self, log_beta: torch.Tensor) -> torch.Tensor:
         """The multiplicative gate s(η) = act(w g(η) + b), of shape (n, features), η of shape (n,)."""
         if self.activation == "none":
             return torch.ones(
-                (*log_beta.shape, self.features), dtype=log_beta.dtype, device=log_beta.device
+                (*log_beta.shape, self.features),
+                dtype=self.input_center.dtype,
+                device=self.input_center.device,
             )
         return _SCALE_FUNCTIONS[self.activation](self.weight * self._input(log_beta) + self.bias)
 

@@ -152,11 +152,15 @@ class LinearMRVAE(nn.Module):
         self.log_variance = nn.Parameter(torch.zeros(self.k, dtype=dtype))  # ρ
         self.bias = nn.Parameter(torch.zeros(self.d, dtype=dtype))  # b
         self.register_buffer("input_mean", torch.zeros(self.d, dtype=dtype))  # m
-        self.encoder1_gate = Gate(h, encoder_gate, **gate_options)
-        self.encoder2_gate = Gate(self.k, encoder_gate, **gate_options)
-        self.covariance_gate_module = Gate(self.k, covariance_gate, **gate_options)
-        self.decoder1_gate = Gate(h, decoder_gate, **gate_options)
-        self.decoder2_gate = Gate(self.d, decoder_gate, **gate_options)
+        # initial trends in β follow Theorem 1's construction (see Gate's notes)
+        shrink = {**gate_options, "trend": "decreasing"}
+        self.encoder1_gate = Gate(h, encoder_gate, **shrink)
+        self.encoder2_gate = Gate(self.k, encoder_gate, **shrink)
+        self.covariance_gate_module = Gate(
+            self.k, covariance_gate, **{**gate_options, "trend": "increasing"}
+        )
+        self.decoder1_gate = Gate(h, decoder_gate, **shrink)
+        self.decoder2_gate = Gate(self.d, decoder_gate, **shrink)
 
     # -- configuration -----------------------------------------------------------------
 
