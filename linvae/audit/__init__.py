@@ -7,6 +7,7 @@ geometry against water-filling, and says which latents are active, collapsed or 
 """
 
 from ._audit import STATUS_TOLERANCE, Audit, audit
+from ._conventions import effective_beta, parse_convention
 from ._geometry import Geometry
 
-__all__ = ["STATUS_TOLERANCE", "Audit", "Geometry", "audit"]
+__all__ = ["STATUS_TOLERANCE", "Audit", "Geometry", "audit", "effective_beta", "parse_convention"]
