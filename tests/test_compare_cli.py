@@ -1,0 +1,217 @@
+"""python -m linvae.compare end to end on a tiny budget: report, reload, interrupt, bad flags."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from linvae.analytic import moments, rate_distortion, spectrum
+from linvae.compare import cli
+from linvae.compare.report import REQUIRED_KEYS
+from linvae.data import load
+from linvae.mrvae import train as train_module
+from linvae.mrvae.model import model_from_config
+
+TINY = ["--steps", "12", "--baselines", "2", "--betas", "0.01:10:5", "--latent", "3", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)  # the CLI sets 1 thread (--threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    assert cli.main([*TINY, "--out", str(out), "--svg"]) == 0
+    return out
+
+
+def test_report_has_the_issue_keys_and_aligned_lists(tiny_run):
+    report = json.loads((tiny_run / "report.json").read_text())
+    for key in REQUIRED_KEYS:
+        assert key in report, key
+    m = len(report["betas"])
+    assert m == 5
+    for key in ("rate", "distortion", "loss"):
+        assert len(report["analytic"][key]) == m
+    for key in ("rate", "distortion", "loss", "excess"):
+        assert len(report["mrvae"][key]) == m
+    assert {"train_seconds", "steps"} <= set(report["mrvae"])
+    assert report["mrvae"]["steps"] == 12
+    assert [b["beta"] for b in report["beta_vae"]] == pytest.approx([0.01, 10.0], rel=1e-12)
+    for baseline in report["beta_vae"]:
+        assert {"beta", "rate", "distortion", "loss", "excess", "train_seconds"} <= set(baseline)
+    assert report["dataset"] == {**report["dataset"], "name": "digits", "n": 1797, "d": 64}
+    assert report["latent"] == 3
+    assert report["partial"] is False
+    assert report["device"] == "cpu"
+    assert report["seed"] == 0
+    assert set(report["versions"]) == {"python", "numpy", "torch", "linvae"}
+
+
+def test_report_numbers_are_the_exact_evaluation_of_the_saved_model(tiny_run):
+    # reload the weights independently and recompute with linvae.analytic
+    report = json.loads((tiny_run / "report.json").read_text())
+    model = model_from_config(report["mrvae"]["config"])
+    model.load_state_dict(torch.load(tiny_run / "mrvae.pt", weights_only=True))
+    X, _ = load("digits")
+    stats = moments(X)
+    from linvae.compare.evaluate import exact_terms
+
+    optimum = rate_distortion(spectrum(stats.cov).eigvals, 3, report["betas"])
+    for i, beta in enumerate(report["betas"]):
+        terms = exact_terms(model, beta, stats.mean, stats.cov)
+        assert report["mrvae"]["loss"][i] == pytest.approx(terms.loss, rel=1e-12)
+        assert report["mrvae"]["excess"][i] == pytest.approx(
+            terms.loss - optimum.loss[i], abs=1e-10
+        )
+        assert report["mrvae"]["excess"][i] >= -1e-9
+        assert report["analytic"]["loss"][i] == pytest.approx(optimum.loss[i], rel=1e-12)
+
+
+def test_run_writes_markdown_figures_and_weights(tiny_run):
+    markdown = (tiny_run / "report.md").read_text()
+    assert "max excess" in markdown and "digits" in markdown
+    for name in ("rate_distortion", "excess", "responses"):
+        assert (tiny_run / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (tiny_run / f"{name}.svg").read_bytes()[:500]
+        assert f"({name}.png)" in markdown
+    state = torch.load(tiny_run / "beta_vaes.pt", weights_only=True)
+    assert len(state["state_dicts"]) == 2
+    assert not list(tiny_run.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_from_run_regenerates_the_same_report_without_training(tiny_run, tmp_path, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("--from-run must not train")
+
+    monkeypatch.setattr(cli, "train", no_training)
+    out = tmp_path / "again"
+    assert cli.main(["--from-run", str(tiny_run), "--out", str(out), "--quiet"]) == 0
+    old = json.loads((tiny_run / "report.json").read_text())
+    new = json.loads((out / "report.json").read_text())
+    for key in ("betas", "analytic", "beta_vae", "latent", "dataset", "partial", "seed"):
+        assert new[key] == old[key], key
+    for key in ("rate", "distortion", "loss", "excess", "steps", "train_seconds"):
+        assert new["mrvae"][key] == old["mrvae"][key], key
+    assert new["regenerated_from"] == str(tiny_run)
+    assert (out / "report.md").exists() and (out / "excess.png").exists()
+
+
+def test_interrupt_writes_a_partial_report(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = train_module.sampled_loss
+
+    def interrupted_later(*args):
+        calls["n"] += 1
+        if calls["n"] == 12 + 5:  # the MR-VAE finishes, the first β-VAE is interrupted
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(train_module, "sampled_loss", interrupted_later)
+    out = tmp_path / "partial"
+    assert cli.main([*TINY, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["partial"] is True
+    assert report["mrvae"]["steps"] == 12
+    assert report["beta_vae"] == []  # the unfinished β-VAE is left out
+    assert "Partial run" in (out / "report.md").read_text()
+
+
+def test_interrupt_during_the_mrvae_still_reports_it(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = train_module.sampled_loss
+
+    def interrupted(*args):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(train_module, "sampled_loss", interrupted)
+    out = tmp_path / "partial"
+    assert cli.main([*TINY, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["partial"] is True and report["mrvae"]["steps"] == 3
+    assert all(math.isfinite(v) for v in report["mrvae"]["excess"])
+
+
+def test_default_out_is_a_new_folder_under_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = cli._new_run_folder("digits")
+    second = cli._new_run_folder("digits")
+    assert first.parent.name == "runs" and second.parent.name == "runs"
+    assert first != second and first.is_dir() and second.is_dir()
+
+
+def test_epochs_set_the_steps(tmp_path):
+    out = tmp_path / "epochs"
+    args = [a for a in TINY if a not in ("--steps", "12")]
+    assert (
+        cli.main(
+            [*args, "--epochs", "1", "--batch-size", "600", "--baselines", "0", "--out", str(out)]
+        )
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["mrvae"]["steps"] == 3  # ⌈1797 / 600⌉
+    assert report["beta_vae"] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--steps", "0"], "--steps"),
+        (["--steps", "5", "--epochs", "1"], "not allowed with argument"),
+        (["--betas", "ten"], "--betas"),
+        (["--objective", "elbo"], "--objective"),
+        (["--dataset", "no-such-file.npy"], "--dataset"),
+        (["--dataset", "cifar"], "unknown data set"),
+        (
+            ["--device", "cuda:0"] if not torch.cuda.is_available() else ["--device", "tpu"],
+            "--device",
+        ),
+        (["--train-range", "1:0.1"], "--train-range"),
+        (["--from-run", "no-such-run"], "--from-run"),
+        (["--from-run", ".", "--steps", "3"], "takes no training flags"),
+        (["--lr", "-1"], "--lr"),
+        (["--wrong"], "unrecognized arguments"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    code = cli.main([*argv, "--out", str(tmp_path / "never"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_out_folder_with_a_report_is_not_overwritten(tiny_run, capsys):
+    before = (tiny_run / "report.json").read_bytes()
+    assert cli.main([*TINY, "--out", str(tiny_run)]) == 2
+    assert "already holds a report.json" in capsys.readouterr().err
+    assert (tiny_run / "report.json").read_bytes() == before
+
+
+def test_progress_goes_to_stderr_and_quiet_silences_it(tmp_path, capsys):
+    args = ["--steps", "3", "--baselines", "1", "--betas", "0.1:1:2", "--latent", "2"]
+    assert cli.main([*args, "--out", str(tmp_path / "loud")]) == 0
+    captured = capsys.readouterr()
+    assert "MR-VAE" in captured.err and "step 3/3" in captured.err
+    assert "report:" in captured.out
+    assert cli.main([*args, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_exact_objective_runs_end_to_end(tmp_path):
+    out = tmp_path / "exact"
+    args = ["--objective", "exact", "--steps", "5", "--baselines", "1", "--betas", "0.1:1:3"]
+    assert cli.main([*args, "--latent", "2", "--quiet", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["objective"] == "exact"
+    assert np.all(np.asarray(report["mrvae"]["excess"]) >= -1e-9)
