@@ -77,15 +77,32 @@ def verdict(as_written, corrected=None):
     return "fails"
 
 
-def is_zero(expr):
-    """Whether a sympy scalar or matrix is identically zero, by ``cancel`` of each entry.
+def is_zero(expr, method="expand"):
+    """Whether a sympy scalar or matrix is identically zero.
 
     ``cancel`` puts a rational function in canonical form p/q with p, q coprime, so a
     difference of rational expressions is identically zero iff its cancelled numerator is
-    the zero polynomial: a proof, not a floating-point test.
+    the zero polynomial: a proof, not a floating-point test. Logarithms of positive symbols
+    are expanded first (log(ab) = log a + log b).
+
+    Parameters
+    ----------
+    expr : Expr or Matrix
+    method : {"expand", "cancel"}
+        ``"expand"`` (polynomial-heavy identities): expand, then cancel. ``"cancel"``
+        (large rational functions, where expanding first is slow): cancel, and only if
+        that is not 0, expand and cancel again.
     """
+    if method not in ("expand", "cancel"):
+        raise ValueError(f"method must be 'expand' or 'cancel', got {method!r}")
     entries = expr if isinstance(expr, sp.MatrixBase) else [expr]
-    return all(sp.cancel(sp.expand(entry)) == 0 for entry in entries)
+    for entry in entries:
+        value = sp.cancel(entry) if method == "cancel" else sp.Integer(1)
+        if value != 0:
+            value = sp.cancel(sp.expand(sp.expand_log(entry)))
+        if value != 0:
+            return False
+    return True
 
 
 def show(expr):
