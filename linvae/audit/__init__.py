@@ -8,6 +8,23 @@ geometry against water-filling, and says which latents are active, collapsed or 
 
 from ._audit import STATUS_TOLERANCE, Audit, audit
 from ._conventions import effective_beta, parse_convention
+from ._files import load_npz, save_npz
 from ._geometry import Geometry
+from ._model import AffineVAE, audit_model, linvae_form
+from ._torch import NotLinearError, from_torch
 
-__all__ = ["STATUS_TOLERANCE", "Audit", "Geometry", "audit", "effective_beta", "parse_convention"]
+__all__ = [
+    "STATUS_TOLERANCE",
+    "AffineVAE",
+    "Audit",
+    "Geometry",
+    "NotLinearError",
+    "audit",
+    "audit_model",
+    "effective_beta",
+    "from_torch",
+    "linvae_form",
+    "load_npz",
+    "parse_convention",
+    "save_npz",
+]
