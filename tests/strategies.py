@@ -115,3 +115,35 @@ def audit_problems(draw, max_dim=6):
     bias = draw(finite_matrices((d,)))
     offset = draw(finite_matrices((k,)))
     return cov, mean, params, bias, offset, draw(betas())
+
+
+@st.composite
+def singular_values_with_zeros(draw, k):
+    """Descending singular values of shape (k,), with exact zeros and ties drawn often.
+
+    Positive values lie in [1e-3, 1e3] (squared: the same 1e12 range as the eigenvalues).
+    """
+    pool = draw(
+        st.lists(
+            st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_subnormal=False),
+            min_size=1,
+            max_size=k,
+        )
+    )
+    values = draw(st.lists(st.sampled_from([*pool, 0.0]), min_size=k, max_size=k))
+    return np.sort(np.asarray(values, dtype=np.float64))[::-1].copy()
+
+
+@st.composite
+def decoders_with_zero_singular_values(draw, max_dim=6):
+    """A decoder D = A diag(s) Bᵀ of shape (d, k) with known singular values s (k,).
+
+    A (d, k) has orthonormal columns, B (k, k) is orthogonal; s may contain exact zeros
+    (a rank-deficient decoder) and ties. Returns ``(D, s)``.
+    """
+    d = draw(st.integers(1, max_dim))
+    k = draw(st.integers(1, d))
+    s = draw(singular_values_with_zeros(k))
+    A = draw(orthogonal_matrices(d))[:, :k]
+    B = draw(orthogonal_matrices(k))
+    return (A * s) @ B.T, s
