@@ -188,3 +188,24 @@ def test_standardized_input_has_zero_mean_and_unit_variance_over_the_range():
 def test_gate_rejects_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         Gate(**kwargs)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "sqrt", "hinge"])
+@pytest.mark.parametrize("trend", ["decreasing", "increasing"])
+def test_staggered_gates_spread_their_thresholds_and_stay_trainable(activation, trend):
+    gate = Gate(8, activation, trend=trend, stagger=True)
+    log_beta = torch.linspace(math.log(0.01), math.log(10.0), 200, dtype=torch.float64)
+    scale = gate.scale(log_beta)
+    # every unit is open (> 0) somewhere on the range and has a gradient there
+    assert torch.all((scale > 0).any(dim=0))
+    scale.sum().backward()
+    assert torch.all(gate.bias.grad != 0.0)
+    # the units' anchors differ: no two units share their initial function
+    assert torch.unique(gate.bias.detach()).numel() == 8
+    assert torch.unique(gate.weight.detach()).numel() == 1
+
+
+def test_staggered_sqrt_gates_are_open_at_the_bottom_of_the_range():
+    gate = Gate(16, "sqrt", trend="decreasing", stagger=True)
+    bottom = torch.tensor([math.log(0.01)], dtype=torch.float64)
+    assert torch.all(gate.scale(bottom) > 0.5)

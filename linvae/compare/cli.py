@@ -55,7 +55,7 @@ DEFAULTS = {
     "betas": "0.01:10:31",
     "baselines": 10,
     "objective": "sampled",
-    "steps": 3000,
+    "steps": 10000,
     "batch_size": 128,
     "lr": 1e-2,
     "device": "auto",
@@ -65,7 +65,7 @@ DEFAULTS = {
     "gate_input": "standardized",
     "encoder_gate": "sigmoid",
     "decoder_gate": "sqrt",
-    "covariance_gate": "sigmoid",
+    "covariance_gate": "hinge",
 }
 
 _TRAINING_FLAGS = (

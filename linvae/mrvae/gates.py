@@ -147,19 +147,37 @@ def gate_input_affine(
     return (log_lo + log_hi) / 2.0, (log_hi - log_lo) / math.sqrt(12.0)
 
 
-def _initial_line(activation, trend, beta_range) -> tuple[float, float]:
-    """(slope in η, pre-activation at the middle of the log range) of a new gate."""
-    if trend == "flat" or activation == "film":
-        return 0.0, _INITIAL_PREACTIVATION[activation]
-    sign = 1.0 if trend == "increasing" else -1.0
+#: Staggered thresholds span the range from its top down to this fraction above its bottom.
+STAGGER_BOTTOM = 0.15
+
+
+def _initial_lines(activation, trend, beta_range, features, stagger):
+    """Per-unit (slope in η, pre-activation at the middle of the log range) of a new gate.
+
+    The initial pre-activation is x(η) = slope (η − anchor) + offset: the anchor is where a
+    sigmoid gate is ½, a hinge gate reaches 1 and a sqrt gate nearly closes (offset −0.1).
+    """
     lo, hi = _validate_beta_range(beta_range)
-    half_width = (math.log(hi) - math.log(lo)) / 2.0
-    if activation == "sigmoid":
-        return 0.5 * sign, 0.0
-    if activation == "hinge":
-        return sign, 0.0
-    # sqrt: decreasing in x, so the slope has the opposite sign; -0.1 at the far end
-    return -0.5 * sign, -0.1 - 0.5 * half_width
+    log_lo, log_hi = math.log(lo), math.log(hi)
+    mid = (log_lo + log_hi) / 2.0
+    if trend == "flat" or activation == "film":
+        value = _INITIAL_PREACTIVATION[activation]
+        return torch.zeros(features, dtype=torch.float64), torch.full(
+            (features,), value, dtype=torch.float64
+        )
+    sign = 1.0 if trend == "increasing" else -1.0
+    slope = {"sigmoid": 0.5 * sign, "hinge": sign, "sqrt": -0.5 * sign}[activation]
+    offset = -0.1 if activation == "sqrt" else 0.0
+    if stagger:
+        bottom = log_lo + STAGGER_BOTTOM * (log_hi - log_lo)
+        anchors = torch.linspace(log_hi, bottom, features, dtype=torch.float64)
+    elif activation == "sqrt":
+        anchors = torch.full(
+            (features,), log_hi if trend == "decreasing" else log_lo, dtype=torch.float64
+        )
+    else:
+        anchors = torch.full((features,), mid, dtype=torch.float64)
+    return torch.full((features,), slope, dtype=torch.float64), slope * (mid - anchors) + offset
 
 
 def _validate_beta_range(beta_range) -> tuple[float, float]:
@@ -192,6 +210,9 @@ class Gate(nn.Module):
 
     trend : {"decreasing", "increasing", "flat"}, default "flat"
         How the initial gate varies with β (see Notes).
+    stagger : bool, default False
+        Give unit j its own initial threshold, log-spaced from the top of the range down
+        to 15% above its bottom (see Notes).
 
     Notes
     -----
@@ -207,6 +228,10 @@ class Gate(nn.Module):
       A sqrt gate started flat is pushed shut by the large β of the range before its unit
       has learned a direction, and a closed sqrt gate has no gradient: the unit is dead.
       Started decreasing, it can be shut at large β and open at small β at once.
+    - ``stagger=True``: the anchors (sigmoid ½, hinge 1, sqrt nearly shut) of the units are
+      spread over the range instead of shared, as Theorem 1's construction spreads
+      ``s_i = 2 log S_ii`` and ``q_i = −ξ_i`` over the spectrum. A unit reserved for small β
+      then feels no pull to collapse from the large β, where it is shut.
     """
 
     def __init__(
@@ -218,6 +243,7 @@ class Gate(nn.Module):
         beta_range: tuple[float, float] = DEFAULT_BETA_RANGE,
         dtype: torch.dtype = torch.float64,
         trend: str = "flat",
+        stagger: bool = False,
     ) -> None:
         super().__init__()
         if trend not in TRENDS:
@@ -234,13 +260,11 @@ class Gate(nn.Module):
         self.register_buffer("input_scale", torch.tensor(scale, dtype=dtype))
         if activation == "none":
             return
-        slope, value_at_mid = _initial_line(activation, trend, beta_range)
+        slope, value_at_mid = _initial_lines(activation, trend, beta_range, features, stagger)
         # x(η) = slope (η − η_mid) + value_at_mid = w (η − center)/scale + b
         mid = sum(math.log(v) for v in _validate_beta_range(beta_range)) / 2.0
-        self.weight = nn.Parameter(torch.full((features,), slope * scale, dtype=dtype))
-        self.bias = nn.Parameter(
-            torch.full((features,), value_at_mid + slope * (center - mid), dtype=dtype)
-        )
+        self.weight = nn.Parameter((slope * scale).to(dtype))
+        self.bias = nn.Parameter((value_at_mid + slope * (center - mid)).to(dtype))
         if activation == "film":
             self.shift_weight = nn.Parameter(torch.zeros(features, dtype=dtype))
             self.shift_bias = nn.Parameter(torch.zeros(features, dtype=dtype))

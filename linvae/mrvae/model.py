@@ -99,6 +99,10 @@ class LinearMRVAE(nn.Module):
     seed : int, default 0
         Seed of the initial weights (a private generator: the global RNG is untouched).
     dtype : torch.dtype, default torch.float64
+    staggered : bool, default True
+        Initialise the gates of latent and hidden unit j with their own threshold in β
+        (log-spaced over the range), not one shared by all units; see
+        :class:`linvae.mrvae.gates.Gate`. Only the initial values differ.
 
     Notes
     -----
@@ -120,6 +124,7 @@ class LinearMRVAE(nn.Module):
         beta_range: tuple[float, float] = DEFAULT_BETA_RANGE,
         seed: int = 0,
         dtype: torch.dtype = torch.float64,
+        staggered: bool = True,
     ) -> None:
         super().__init__()
         self.d = _check_size(d, "d")
@@ -131,6 +136,7 @@ class LinearMRVAE(nn.Module):
             covariance_gate, "covariance_gate", COVARIANCE_ACTIVATIONS
         )
         self.gate_input = _check_activation(gate_input, "gate_input", GATE_INPUTS)
+        self.staggered = bool(staggered)
         self.beta_range = (float(beta_range[0]), float(beta_range[1]))
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -152,14 +158,16 @@ class LinearMRVAE(nn.Module):
         self.log_variance = nn.Parameter(torch.zeros(self.k, dtype=dtype))  # ρ
         self.bias = nn.Parameter(torch.zeros(self.d, dtype=dtype))  # b
         self.register_buffer("input_mean", torch.zeros(self.d, dtype=dtype))  # m
-        # initial trends in β follow Theorem 1's construction (see Gate's notes)
+        # initial trends in β follow Theorem 1's construction (see Gate's notes); the gates
+        # of latent and hidden units get staggered thresholds, the d output gates a shared one
+        stagger = {"stagger": staggered}
         shrink = {**gate_options, "trend": "decreasing"}
-        self.encoder1_gate = Gate(h, encoder_gate, **shrink)
-        self.encoder2_gate = Gate(self.k, encoder_gate, **shrink)
+        self.encoder1_gate = Gate(h, encoder_gate, **shrink, **stagger)
+        self.encoder2_gate = Gate(self.k, encoder_gate, **shrink, **stagger)
         self.covariance_gate_module = Gate(
-            self.k, covariance_gate, **{**gate_options, "trend": "increasing"}
+            self.k, covariance_gate, **gate_options, trend="increasing", **stagger
         )
-        self.decoder1_gate = Gate(h, decoder_gate, **shrink)
+        self.decoder1_gate = Gate(h, decoder_gate, **shrink, **stagger)
         self.decoder2_gate = Gate(self.d, decoder_gate, **shrink)
 
     # -- configuration -----------------------------------------------------------------
@@ -176,6 +184,7 @@ class LinearMRVAE(nn.Module):
             "covariance_gate": self.covariance_gate,
             "gate_input": self.gate_input,
             "beta_range": list(self.beta_range),
+            "staggered": self.staggered,
         }
 
     @property
