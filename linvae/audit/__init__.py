@@ -11,6 +11,7 @@ from ._conventions import effective_beta, parse_convention
 from ._files import load_npz, save_npz
 from ._geometry import Geometry
 from ._model import AffineVAE, audit_model, linvae_form
+from ._pythae import from_pythae
 from ._torch import NotLinearError, from_torch
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "audit",
     "audit_model",
     "effective_beta",
+    "from_pythae",
     "from_torch",
     "linvae_form",
     "load_npz",
