@@ -16,7 +16,10 @@ train
 from .gates import Gate, hinge_gate, sigmoid_gate, sqrt_gate
 from .model import LinearMRVAE, LinearVAE, model_from_config
 from .objectives import LossTerms, exact_loss, sampled_loss
-from .train import ProgressBar, TrainConfig, TrainResult, resolve_device, train
+from .train import ProgressBar, TrainConfig, TrainResult, resolve_device
+
+# the training function stays ``linvae.mrvae.train.train``: re-exporting it here would
+# hide the submodule ``linvae.mrvae.train`` behind a function of the same name
 
 __all__ = [
     "Gate",
@@ -33,5 +36,4 @@ __all__ = [
     "sampled_loss",
     "sigmoid_gate",
     "sqrt_gate",
-    "train",
 ]
