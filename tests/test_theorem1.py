@@ -277,3 +277,13 @@ def test_gated_weight_rejects_bad_arguments():
         decoder_response_layers(np.array([1.0, -1.0]), np.eye(2), 1)
     with pytest.raises(ValueError, match=r"rotation must have shape \(1, 1\)"):
         joint_encoder_layers(np.array([1.0, 0.5]), np.eye(2), 1, rotation=np.eye(2))
+
+
+def test_fixed_decoder_covariance_is_not_a_hinge_product():
+    """T1.a.covariance.hinge: log C*(η) = η − log(g + e^η) is curved; a hinge product's is not."""
+    D = np.array([[1.0], [0.0]])  # g = diag(DᵀD) = 1
+    etas_ = np.array([-0.1, 0.0, 0.1])
+    log_c = np.log([analytic.covariance_optimum(D, np.exp(e))[0] for e in etas_])
+    np.testing.assert_allclose(log_c, etas_ - np.log1p(np.exp(etas_)), rtol=1e-14)
+    second_difference = log_c[0] - 2 * log_c[1] + log_c[2]  # ≈ −(0.1)²/4
+    assert second_difference == pytest.approx(-0.0025, rel=1e-2)

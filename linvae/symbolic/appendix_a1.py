@@ -139,7 +139,7 @@ def claim_objective():
 def claim_eq19():
     """The gradient in C (eq. 19): of −N·L_β, i.e. of the β-ELBO summed over N examples."""
     N = sp.Symbol("N", positive=True)
-    written_ok, corrected_ok = True, True
+    written_ok, corrected_ok, gap = True, True, None
     for d, k in SIZES:
         s = linear_vae_symbols(d, k)
         _, grad_c, _ = _loss_gradients(s)
@@ -147,6 +147,8 @@ def claim_eq19():
         eq19 = sp.Matrix([N / 2 * (s.beta / s.c[i] - s.beta - G[i, i]) for i in range(k)])
         written_ok &= is_zero(eq19 - N * grad_c)
         corrected_ok &= is_zero(eq19 + N * grad_c)
+        if gap is None:
+            gap = sp.factor(sp.cancel(eq19[0] - N * grad_c[0]))
     return make_claim(
         "A1.eq19",
         "∂L_β/∂C = N/2 (βC⁻¹ − βI − diag(DᵀD))",
@@ -154,7 +156,7 @@ def claim_eq19():
         corrected_ok,
         method=PROVED,
         evidence="eq. 19 + N·∂L/∂c = 0 identically, where L is the per-example loss "
-        "(distortion + β·rate); eq. 19 − N·∂L/∂c = N(diag(DᵀD) + βI − βC⁻¹) ≠ 0",
+        f"(distortion + β·rate); eq. 19 − N·∂L/∂c has first entry {show(gap)} (d=3, k=2)",
         correction="eq. 19 is the gradient of −N·L_β (the β-weighted ELBO summed over the N "
         "examples), the negative of the loss gradient the text announces",
     )
@@ -176,8 +178,8 @@ def claim_eq20():
         written_ok,
         corrected_ok,
         method=PROVED,
-        evidence="eq. 20 + N·∂L/∂E = 0 identically for symmetric S; eq. 20 − N·∂L/∂E = "
-        "−2N(DᵀDES + βES − DᵀS) ≠ 0",
+        evidence="eq. 20 + N·∂L/∂E = 0 identically for symmetric S, where ∂L/∂E = "
+        "(DᵀD + βI)ES − DᵀS ≢ 0 (A1.eq22); so eq. 20 − N·∂L/∂E = −2N·∂L/∂E ≢ 0",
         correction="like eq. 19, the gradient of −N·L_β (ELBO convention); S must be the ML "
         "covariance (divided by N) for the factor N to be right",
     )

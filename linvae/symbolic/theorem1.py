@@ -432,6 +432,23 @@ def claim_a_sqrt(kind):
     )
 
 
+def claim_a_covariance_hinge():
+    """Reading (a) with hinge gates: log C*(η) is curved in η, log of a hinge product is not."""
+    eta = sp.Symbol("eta", real=True)
+    g = sp.Symbol("g", positive=True)
+    curvature = sp.factor(sp.diff(sp.log(sp.exp(eta) / (g + sp.exp(eta))), eta, 2))
+    witness = curvature.subs({g: 1, eta: 0})
+    return make_claim(
+        "T1.a.covariance.hinge",
+        "reading (a): hinge-gated two-layer diagonal C(η) represents C*(η) = e^η/(g + e^η)",
+        bool(witness == 0),
+        method=COUNTEREXAMPLE,
+        evidence=f"d²/dη² log C*(η) = {show(curvature)}, = {show(witness)} at g = 1, η = 0, while "
+        "log of a product of hinge gates, Σ min(0, hη + q) + const, is piecewise linear in η: "
+        "the hinge fixes reading (b) but breaks reading (a)",
+    )
+
+
 def claim_composition():
     """Reading (a)'s E built from a fixed D is not the joint optimum once D = D*(η) moves."""
     lam, beta0, beta = sp.Integer(4), sp.Integer(1), sp.Integer(2)
@@ -468,6 +485,7 @@ CLAIMS = (
     claim_zero_eigenvalue,
     partial(claim_a_sqrt, "encoder"),
     partial(claim_a_sqrt, "covariance"),
+    claim_a_covariance_hinge,
     claim_b_encoder_sigmoid,
     claim_b_encoder_sqrt,
     partial(claim_b_covariance, "sigmoid"),
