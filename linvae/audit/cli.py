@@ -18,6 +18,7 @@ import numpy as np
 
 from linvae._io import dumps, git_revision, versions, write_json
 
+from ._audit import STATUS_TOLERANCE
 from ._conventions import effective_beta, parse_convention
 from ._files import load_npz
 from ._model import AffineVAE, audit_model
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--n", type=int, default=None, help="number of examples (a seeded subset)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data set (default: 0)")
+    parser.add_argument(
+        "--tol",
+        type=float,
+        default=STATUS_TOLERANCE,
+        help=f"rate (nats) at or below which a latent counts as collapsed (default: {STATUS_TOLERANCE:g})",
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON record, not the text")
     parser.add_argument("--out", metavar="PATH", help="also write the JSON record to PATH")
     return parser
@@ -119,7 +126,7 @@ def run(args) -> dict:
             model = _mrvae_at(run_report, run_folder, args.beta)
         d, k = X.shape[1], model.encoder_weight.shape[0]
         beta = effective_beta(args.beta, **options, d=d, k=k)
-        result = audit_model(model, X, beta)
+        result = audit_model(model, X, beta, tol=args.tol)
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise UsageError(str(error)) from None
     return {
