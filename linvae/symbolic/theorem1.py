@@ -29,23 +29,39 @@ from linvae.symbolic.gates import sym_hinge, sym_sigmoid, sym_sqrt_gate
 
 _beta = sp.Symbol("beta", positive=True)
 _eta = sp.log(_beta)
-_a = sp.symbols("a1:3", positive=True)
-_u = sp.symbols("u1:3", positive=True)
-_s = sp.symbols("s1:3", positive=True)
+_a = sp.symbols("a1:4", positive=True)
+_u = sp.symbols("u1:4", positive=True)
+_s = sp.symbols("s1:4", positive=True)
 _t = sp.Symbol("t", real=True)
 
 # An exact 3×3 orthogonal matrix with rational entries; its first two columns are U (or A).
 _U = rational_orthogonal(3, [sp.Rational(1, 2), sp.Rational(1, 3), 2])[:, :2]
 _R = rational_rotation(_t)  # a symbolic rotation R(t) of the latent space
 
-# Activity patterns for Theorem 1's decoder and reading (b): (name, λ₁, λ₂).
+# Activity patterns for Theorem 1's decoder and reading (b): (name, [λ₁, λ₂]) at k = 2.
 PATTERNS = (
-    ("λ₁, λ₂ > β", _beta + _a[0], _beta + _a[1]),
-    ("λ₁ > β ≥ λ₂", _beta + _a[0], _beta / (1 + _u[1])),
-    ("β ≥ λ₁, λ₂", _beta / (1 + _u[0]), _beta / (1 + _u[1])),
-    ("tie λ₁ = λ₂ > β", _beta + _a[0], _beta + _a[0]),
-    ("λ₁ = β", _beta, _beta / (1 + _u[1])),
+    ("λ₁, λ₂ > β", [_beta + _a[0], _beta + _a[1]]),
+    ("λ₁ > β ≥ λ₂", [_beta + _a[0], _beta / (1 + _u[1])]),
+    ("β ≥ λ₁, λ₂", [_beta / (1 + _u[0]), _beta / (1 + _u[1])]),
+    ("tie λ₁ = λ₂ > β", [_beta + _a[0], _beta + _a[0]]),
+    ("λ₁ = β", [_beta, _beta / (1 + _u[1])]),
 )
+_WITH_ZERO = (("λ₂ = 0", [_beta + _a[0], sp.Integer(0)]),)
+
+# The second size, d = 4, k = 3: exact rational U (4×3) and R (3×3), checked by substitution
+# of these matrices (λ and β stay symbolic).
+_U43 = rational_orthogonal(4, [sp.Rational(1, 2), 1, sp.Rational(1, 3), 2, sp.Rational(3, 4), 1])[
+    :, :3
+]
+_R43 = rational_orthogonal(3, [sp.Rational(1, 2), 2, sp.Rational(1, 3)])
+PATTERNS43 = (
+    ("λ₁, λ₂ > β ≥ λ₃", [_beta + _a[0], _beta + _a[1], _beta / (1 + _u[2])]),
+    ("tie λ₁ = λ₂ > λ₃ > β", [_beta + _a[0], _beta + _a[0], _beta + _a[2]]),
+    ("β ≥ λ₁, λ₂, λ₃", [_beta / (1 + _u[0]), _beta / (1 + _u[1]), _beta / (1 + _u[2])]),
+)
+
+# (U, R, patterns) per size: (3, 2) with a symbolic rotation R(t), (4, 3) with rationals.
+FRAMES = ((_U, _R, PATTERNS), (_U43, _R43, PATTERNS43))
 
 # A fit error at or below this is "exact" (float64 round-off on a grid of η).
 EXACT = 1e-9
@@ -61,12 +77,14 @@ def _positive_part_sqrt(value):
     raise ValueError(f"the sign of {value} is not decided by the assumptions")
 
 
-def _joint_optimum(lam, R):
-    """(E*, c*, D*) at the joint optimum for eigenvalues ``lam`` (k = 2) and eigenvectors _U."""
-    D = _U * sp.diag(*[_positive_part_sqrt(li - _beta) for li in lam]) * R  # eq. 23
-    M = (D.T * D).applyfunc(sp.cancel) + _beta * sp.eye(2)
+def _joint_optimum(lam, R, U=None):
+    """(E*, c*, D*) at the joint optimum for top eigenvalues ``lam`` (k,), eigenvectors U (d, k)."""
+    U = _U if U is None else U
+    k = len(lam)
+    D = U * sp.diag(*[_positive_part_sqrt(li - _beta) for li in lam]) * R  # eq. 23
+    M = (D.T * D).applyfunc(sp.cancel) + _beta * sp.eye(k)
     E = M.inv() * D.T  # eq. 22
-    c = sp.Matrix([_beta / M[i, i] for i in range(2)])  # eq. 21
+    c = sp.Matrix([_beta / M[i, i] for i in range(k)])  # eq. 21
     return E, c, D
 
 
@@ -75,7 +93,7 @@ def claim_eq24():
     A = rational_orthogonal(3, sp.symbols("p1:4", real=True))[:, :2]
     B = rational_rotation(_t)
     ok = True
-    for S in (sp.diag(*_s), sp.diag(_s[0], 0)):
+    for S in (sp.diag(*_s[:2]), sp.diag(_s[0], 0)):
         D = A * S * B.T
         M = D.T * D + _beta * sp.eye(2)
         ok &= is_zero(
@@ -101,12 +119,14 @@ def _encoder_product(A, B, S_diag, base_factor):
 
 def claim_eq25_28():
     """The sigmoid-gated encoder construction (eqs. 25-28), with E_base⁽²⁾ = 2BS⁻¹."""
-    B = _R
-    S = sp.diag(*_s)
-    target = B * (S**2 + _beta * sp.eye(2)).inv() * S * _U.T  # eq. 24
     gate_ok = all(is_zero(sym_sigmoid(-_eta + 2 * sp.log(s)) - s**2 / (s**2 + _beta)) for s in _s)
-    product_ok = is_zero(_encoder_product(_U, B, _s, 2) - target)  # eq. 28
-    half = is_zero(_encoder_product(_U, B, _s, 1) - target / 2)  # without the 2: half of E*
+    product_ok, half = True, True
+    for A, B, _ in FRAMES:
+        k = B.shape[0]
+        S = sp.diag(*_s[:k])
+        target = B * (S**2 + _beta * sp.eye(k)).inv() * S * A.T  # eq. 24
+        product_ok &= is_zero(_encoder_product(A, B, _s[:k], 2) - target)  # eq. 28
+        half &= is_zero(_encoder_product(A, B, _s[:k], 1) - target / 2)  # base BS⁻¹: E*/2
     return make_claim(
         "T1.eq25-28",
         "σ_E-gated E⁽¹⁾ = σ(−η + 2 log Sᵢᵢ) ⊙ Aᵀ (eq. 27) and E⁽²⁾ = BS⁻¹ via base 2BS⁻¹ "
@@ -114,7 +134,8 @@ def claim_eq25_28():
         gate_ok and product_ok and half,
         method=PROVED,
         evidence="σ_E(−η + 2 log s) = s²/(s² + e^η) (eq. 27) and the gated product equals eq. 24 "
-        "identically (symbolic s₁, s₂ > 0, β, rotation B(t), exact A); σ_E(0) = 1/2, so the base "
+        "identically (symbolic sᵢ > 0, β; d = 3, k = 2 with a symbolic rotation B(t), and d = 4, "
+        "k = 3 with exact rational A, B); σ_E(0) = 1/2, so the base "
         "2BS⁻¹ is right: base BS⁻¹ would give exactly E*/2",
         assumptions="Sᵢᵢ > 0 (see T1.zero-singular-value)",
     )
@@ -209,8 +230,9 @@ def claim_eq34():
     )
 
 
-def _decoder_product(lam, R, gate_value_for_zero=None):
+def _decoder_product(lam, R, gate_value_for_zero=None, U=None):
     """Eqs. 37-39: [σ_D(−log 2)·√2·UΛ^{1/2}]·[σ_D(η − ξᵢ) ⊙_row R]."""
+    U = _U if U is None else U
     gates = []
     for i, li in enumerate(lam):
         if li == 0:
@@ -218,24 +240,28 @@ def _decoder_product(lam, R, gate_value_for_zero=None):
         else:
             gates.append(sym_sqrt_gate(_eta - sp.log(li)))  # h = 1, q = −ξᵢ
     first = sp.diag(*gates) * R
-    second = sym_sqrt_gate(-sp.log(2)) * sp.sqrt(2) * _U * sp.diag(*[sp.sqrt(li) for li in lam])
+    second = sym_sqrt_gate(-sp.log(2)) * sp.sqrt(2) * U * sp.diag(*[sp.sqrt(li) for li in lam])
     return second * first
 
 
 def claim_eq37_39():
     """The σ_D-gated decoder construction equals D*(η) (eq. 39)."""
     ok = True
-    for _, l1, l2 in PATTERNS:
-        D_star = _joint_optimum([l1, l2], _R)[2]
-        ok &= is_zero(_decoder_product([l1, l2], _R) - D_star)
+    for U, R, patterns in FRAMES:
+        for _, lam in patterns:
+            D_star = _joint_optimum(lam, R, U)[2]
+            ok &= is_zero(_decoder_product(lam, R, U=U) - D_star)
     return make_claim(
         "T1.eq37-39",
         "σ_D-gated D⁽¹⁾ = σ_D(η − ξᵢ) ⊙ R and D⁽²⁾ = UΛ^{1/2} give D*(η) (eq. 39)",
         ok,
         method=PROVED,
-        evidence="the product equals U g(Λ − βI)^{1/2} R identically for a symbolic rotation R(t), "
-        "exact U, in the patterns " + "; ".join(p[0] for p in PATTERNS) + " (ties are harmless: "
-        "the construction only uses each λᵢ)",
+        evidence="the product equals U g(Λ − βI)^{1/2} R identically; d = 3, k = 2 with a "
+        "symbolic rotation R(t) and exact U in the patterns "
+        + "; ".join(p[0] for p in PATTERNS)
+        + "; d = 4, k = 3 with exact rational U, R in the patterns "
+        + "; ".join(p[0] for p in PATTERNS43)
+        + " (ties are harmless: the construction only uses each λᵢ)",
         assumptions="λᵢ > 0 for i ≤ k (see T1.zero-eigenvalue); D⁽²⁾ realised as in "
         "T1.constant-layers",
     )
@@ -321,21 +347,21 @@ def claim_decoder_sigmoid():
 def claim_b_encoder_sqrt():
     """Reading (b), σ_D gates: E*(D*(η)) = Rᵀ diag(λ^{-1/2} σ_D(η − ξ)) Uᵀ exactly."""
     ok = True
-    for _, l1, l2 in (*PATTERNS, ("λ₂ = 0", _beta + _a[0], sp.Integer(0))):
-        E_star = _joint_optimum([l1, l2], _R)[0]
-        rows = []
-        for li in (l1, l2):
-            rows.append(0 if li == 0 else sym_sqrt_gate(_eta - sp.log(li)) / sp.sqrt(li))
-        first = sp.diag(*rows) * _U.T  # base Λ^{-1/2}Uᵀ (zero row where λᵢ = 0), h = 1, q = −ξᵢ
-        second = sym_sqrt_gate(-sp.log(2)) * sp.sqrt(2) * _R.T  # the constant Rᵀ
-        ok &= is_zero(second * first - E_star)
+    for U, R, patterns in (*FRAMES, (_U, _R, _WITH_ZERO)):
+        for _, lam in patterns:
+            E_star = _joint_optimum(lam, R, U)[0]
+            rows = [0 if li == 0 else sym_sqrt_gate(_eta - sp.log(li)) / sp.sqrt(li) for li in lam]
+            first = sp.diag(*rows) * U.T  # base Λ^{-1/2}Uᵀ (zero row where λᵢ = 0), q = −ξᵢ
+            second = sym_sqrt_gate(-sp.log(2)) * sp.sqrt(2) * R.T  # the constant Rᵀ
+            ok &= is_zero(second * first - E_star)
     return make_claim(
         "T1.b.encoder.sqrt",
         "reading (b): σ_D-gated E⁽¹⁾ = σ_D(η − ξᵢ) ⊙ Λ^{-1/2}Uᵀ, E⁽²⁾ = Rᵀ give E*(D*(η))",
         ok,
         method=PROVED,
         evidence="√(λ − β)⁺/λ = λ^{-1/2}σ_D(η − log λ); the product equals (D*ᵀD* + βI)⁻¹D*ᵀ "
-        "identically for a symbolic rotation R(t) in every pattern, and with λ₂ = 0 (zero base row)",
+        "identically in every pattern (d = 3, k = 2 with a symbolic R(t); d = 4, k = 3 with an "
+        "exact R), and with λ₂ = 0 (zero base row)",
     )
 
 
@@ -374,18 +400,20 @@ def claim_b_covariance(gate):
 def claim_b_covariance_hinge():
     """Reading (b), hinge gates min(1, eˣ): c*(D*(η)) exactly, when D*ᵀD* is diagonal."""
     ok = True
-    for _, l1, l2 in (*PATTERNS, ("λ₂ = 0", _beta + _a[0], sp.Integer(0))):
-        c_star = _joint_optimum([l1, l2], sp.eye(2))[1]
-        gates = [1 if li == 0 else sym_hinge(_eta - sp.log(li)) for li in (l1, l2)]
-        constant = sym_hinge(sp.Integer(0))  # C⁽²⁾ = I with t = p = 0, base I
-        ok &= is_zero(sp.Matrix(gates) * constant - c_star)
+    for U, _, patterns in (*FRAMES, (_U, None, _WITH_ZERO)):
+        for _, lam in patterns:
+            c_star = _joint_optimum(lam, sp.eye(len(lam)), U)[1]
+            gates = [1 if li == 0 else sym_hinge(_eta - sp.log(li)) for li in lam]
+            constant = sym_hinge(sp.Integer(0))  # C⁽²⁾ = I with t = p = 0, base I
+            ok &= is_zero(sp.Matrix(gates) * constant - c_star)
     return make_claim(
         "T1.b.covariance.hinge",
         "reading (b): hinge-gated C⁽¹⁾ = min(1, e^{η−ξᵢ}) with C⁽²⁾ = I gives c*(D*(η)) "
         "(R = I or a signed permutation)",
         ok,
         method=PROVED,
-        evidence="min(1, e^η/λ) equals β/(diag(D*ᵀD*) + β) identically in every pattern, with "
+        evidence="min(1, e^η/λ) equals β/(diag(D*ᵀD*) + β) identically in every pattern (d = 3, "
+        "k = 2 and d = 4, k = 3), with "
         "c* = 1 (constant gate) where λᵢ = 0; the hinge min(1, eˣ) = 1 − σ_D(x)² is not in the paper",
         assumptions="R keeps D*ᵀD* diagonal, as the joint optimum requires (A1.eq23)",
     )
