@@ -52,7 +52,7 @@ def measure(X, k, grid, budgets, baseline_budgets, options, device, log):
         if steps in budgets:
             model = LinearMRVAE(
                 X.shape[1], k, options.encoder_gate, options.decoder_gate, options.covariance_gate,
-                gate_input=options.gate_input, seed=options.seed, beta_range=options.beta_range,
+                hidden=options.hidden, gate_input=options.gate_input, seed=options.seed, beta_range=options.beta_range,
             )  # fmt: skip
             result = train(model, X, config, device=device)
             excess = excess_loss(
@@ -76,7 +76,7 @@ def measure(X, k, grid, budgets, baseline_budgets, options, device, log):
         if steps in baseline_budgets and options.baselines:
             seconds, excess = 0.0, []
             for i, beta in enumerate(baseline_betas):
-                model = LinearVAE(X.shape[1], k, seed=options.seed)
+                model = LinearVAE(X.shape[1], k, hidden=options.hidden, seed=options.seed)
                 result = train(model, X, config, beta=float(beta), device=device)
                 seconds += result.seconds
                 loss = exact_terms(model, float(beta), stats.mean, stats.cov).loss
@@ -175,11 +175,12 @@ def main(argv=None):
     p.add_argument("--objective", default="sampled")
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--encoder-gate", default="sigmoid")
+    p.add_argument("--encoder-gate", default="sqrt")
     p.add_argument("--decoder-gate", default="sqrt")
     p.add_argument("--covariance-gate", default="hinge")
     p.add_argument("--gate-input", default="standardized")
     p.add_argument("--latent", type=int, default=32)
+    p.add_argument("--hidden", type=int, default=None, help="hidden width [2 × the latent size]")
     p.add_argument("--train-range", default="0.01:10", help="LO:HI of the MR-VAE's β")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -187,6 +188,7 @@ def main(argv=None):
     p.add_argument("--out", default="benchmarks/results")
     options = p.parse_args(argv)
     options.beta_range = tuple(float(v) for v in options.train_range.split(":"))
+    options.hidden = options.hidden or 2 * options.latent
     torch.set_num_threads(options.threads)
     device = resolve_device(options.device)
     X, info = load("digits")
@@ -201,7 +203,7 @@ def main(argv=None):
         f"digits (n = {info.n}, d = {info.d}), k = {options.latent}, objective {options.objective}, "
         f"lr {options.lr}, batch {options.batch_size}, gates {options.encoder_gate} / "
         f"{options.covariance_gate} / {options.decoder_gate} (encoder / covariance / decoder), "
-        f"MR-VAE β range {options.train_range}, "
+        f"MR-VAE β range {options.train_range}, hidden width {options.hidden or options.latent}, "
         f"device {device} ({where}), {options.threads} thread(s); total "
         f"{time.perf_counter() - start:.0f} s."
     )

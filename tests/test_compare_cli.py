@@ -48,6 +48,7 @@ def test_report_has_the_issue_keys_and_aligned_lists(tiny_run):
         assert {"beta", "rate", "distortion", "loss", "excess", "train_seconds"} <= set(baseline)
     assert report["dataset"] == {**report["dataset"], "name": "digits", "n": 1797, "d": 64}
     assert report["latent"] == 3
+    assert report["mrvae"]["config"]["hidden"] == 6  # the CLI's default width, 2k
     assert report["partial"] is False
     assert report["device"] == "cpu"
     assert report["seed"] == 0

@@ -63,15 +63,17 @@ DEFAULTS = {
     "beta_sampling": "example",
     "train_range": "0.01:10",
     "gate_input": "standardized",
-    "encoder_gate": "sigmoid",
+    "encoder_gate": "sqrt",
     "decoder_gate": "sqrt",
     "covariance_gate": "hinge",
+    "hidden": None,
+    "gate_thresholds": "staggered",
 }
 
 _TRAINING_FLAGS = (
     "dataset", "latent", "betas", "baselines", "objective", "steps", "epochs", "batch_size",
     "lr", "device", "seed", "beta_sampling", "train_range", "gate_input", "encoder_gate",
-    "decoder_gate", "covariance_gate",
+    "decoder_gate", "covariance_gate", "hidden", "gate_thresholds",
 )  # fmt: skip
 
 MRVAE_WEIGHTS = "mrvae.pt"
@@ -170,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--gate-input", choices=GATE_INPUTS, help=f"what the gates see [{d['gate_input']}]"
+    )
+    p.add_argument(
+        "--hidden",
+        type=_positive_int,
+        help="width of the hidden layer of encoder and decoder [2 × the latent size k]",
+    )
+    p.add_argument(
+        "--gate-thresholds",
+        choices=("staggered", "shared"),
+        help="initial thresholds of the unit gates: spread over the range (better for large k)"
+        f" or one for all (better for small k) [{d['gate_thresholds']}]",
     )
     p.add_argument("--encoder-gate", choices=ACTIVATIONS, help=f"[{d['encoder_gate']}]")
     p.add_argument("--decoder-gate", choices=ACTIVATIONS, help=f"[{d['decoder_gate']}]")
@@ -293,6 +306,8 @@ def _train_all(X, settings, k, quiet) -> tuple[_Models, bool]:
         settings["encoder_gate"],
         settings["decoder_gate"],
         settings["covariance_gate"],
+        hidden=settings["hidden"],
+        staggered=settings["gate_thresholds"] == "staggered",
         gate_input=settings["gate_input"],
         beta_range=settings["train_range"],
         seed=settings["seed"],
@@ -307,7 +322,7 @@ def _train_all(X, settings, k, quiet) -> tuple[_Models, bool]:
     for beta in np.geomspace(lo, hi, settings["baselines"]) if settings["baselines"] else []:
         if interrupted:
             break
-        model = LinearVAE(d, k, seed=settings["seed"])
+        model = LinearVAE(d, k, hidden=settings["hidden"], seed=settings["seed"])
         progress = bar(f"β-VAE β={beta:.3g}")
         outcome = train(
             model, X, config, beta=float(beta), device=settings["device"], progress=progress
@@ -435,6 +450,8 @@ def run(args) -> Path:
     X, info = _load_data(settings["dataset"], settings["seed"])
     n, d = X.shape
     k = min(settings["latent"], d)
+    if settings["hidden"] is None:
+        settings["hidden"] = 2 * k  # measured better than k (docs/results.md)
     if settings["epochs"] is not None:
         settings["steps"] = settings["epochs"] * math.ceil(n / settings["batch_size"])
     out = _output_folder(args.out, settings["dataset"])
@@ -446,7 +463,7 @@ def run(args) -> Path:
     if models.baselines:
         baselines_state = {
             "betas": [beta for beta, _, _ in models.baselines],
-            "configs_d_k": [d, k],
+            "config": models.baselines[0][1].config(),
             "state_dicts": [_cpu_state(model) for _, model, _ in models.baselines],
         }
         _save_state(out / BASELINE_WEIGHTS, baselines_state)
@@ -479,11 +496,10 @@ def regenerate(args) -> Path:
         baselines = []
         if old["beta_vae"]:
             state = torch.load(source / BASELINE_WEIGHTS, weights_only=True)
-            d, k = state["configs_d_k"]
             for beta, entry, weights in zip(
                 state["betas"], old["beta_vae"], state["state_dicts"], strict=True
             ):
-                model = LinearVAE(d, k, hidden=mrvae.hidden)
+                model = model_from_config(state["config"])
                 model.load_state_dict(weights)
                 result = TrainResult(entry["steps"], entry["train_seconds"], False, float("nan"))
                 baselines.append((float(beta), model, result))

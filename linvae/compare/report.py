@@ -204,7 +204,8 @@ def render_markdown(report: dict) -> str:
         f"{train['beta_sampling']}; gates {report['mrvae']['config']['encoder_gate']} / "
         f"{report['mrvae']['config']['covariance_gate']} / "
         f"{report['mrvae']['config']['decoder_gate']} (encoder / covariance / decoder), "
-        f"gate input {report['mrvae']['config']['gate_input']}.",
+        f"gate input {report['mrvae']['config']['gate_input']}, hidden width "
+        f"{report['mrvae']['config']['hidden']}.",
         f"- Device `{report['device']}`, seed {report['seed']}, linvae {report['linvae_version']}"
         f" (git {report.get('git_revision') or 'unknown'}).",
         "",

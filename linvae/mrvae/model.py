@@ -102,13 +102,17 @@ class LinearMRVAE(nn.Module):
     staggered : bool, default True
         Initialise the gates of latent and hidden unit j with their own threshold in β
         (log-spaced over the range), not one shared by all units; see
-        :class:`linvae.mrvae.gates.Gate`. Only the initial values differ.
+        :class:`linvae.mrvae.gates.Gate`. Only the initial values differ. Measured: on
+        digits with k = 32 it lowers the max excess of a 10000-step run from 0.148 to 0.064;
+        on a 4-d Gaussian with k = 2 it slows training (mean excess 0.20 instead of 0.004
+        after 1500 exact steps), as a unit started with a threshold at the bottom of the
+        range is shut, without gradient, on most of it (docs/results.md).
 
     Notes
     -----
-    Initial weights are Gaussian with variance 1/fan-in; the covariance starts at
-    ``c = 1/2`` on its gate's initial value (``ρ = 0`` for sigmoid/hinge gates); every gate
-    starts flat in η and open (see :class:`linvae.mrvae.gates.Gate`).
+    Initial weights are Gaussian with variance 1/fan-in and ``ρ = 0``. The gates start
+    with the trends in β of Theorem 1's construction: encoder and decoder gates closing as
+    β grows, the covariance gate opening (see :class:`linvae.mrvae.gates.Gate`).
     """
 
     def __init__(
