@@ -211,8 +211,13 @@ def test_progress_goes_to_stderr_and_quiet_silences_it(tmp_path, capsys):
 
 def test_exact_objective_runs_end_to_end(tmp_path):
     out = tmp_path / "exact"
-    args = ["--objective", "exact", "--steps", "5", "--baselines", "1", "--betas", "0.1:1:3"]
+    args = ["--objective", "exact", "--steps", "5", "--baselines", "2", "--betas", "0.1:1:3"]
+    args += ["--train-range", "0.001:10"]
     assert cli.main([*args, "--latent", "2", "--quiet", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["objective"] == "exact"
+    assert report["training"]["beta_range"] == [0.001, 10.0]
+    assert report["mrvae"]["config"]["beta_range"] == [0.001, 10.0]
+    # the baselines span the evaluation grid, not the training range
+    assert [b["beta"] for b in report["beta_vae"]] == pytest.approx([0.1, 1.0], rel=1e-12)
     assert np.all(np.asarray(report["mrvae"]["excess"]) >= -1e-9)

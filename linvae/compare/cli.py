@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--baselines",
         type=_count,
-        help=f"number of β-VAEs at log-spaced β over the training range, 0 for none [{d['baselines']}]",
+        help=f"number of β-VAEs at log-spaced β over the grid's range, 0 for none [{d['baselines']}]",
     )
     p.add_argument("--objective", choices=OBJECTIVES, help=f"training objective [{d['objective']}]")
     budget = p.add_mutually_exclusive_group()
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--train-range",
-        help=f"LO:HI, the β range of training and of the baselines [{d['train_range']}]",
+        help=f"LO:HI, the MR-VAE's training range of β [{d['train_range']}]",
     )
     p.add_argument(
         "--gate-input", choices=GATE_INPUTS, help=f"what the gates see [{d['gate_input']}]"
@@ -318,7 +318,8 @@ def _train_all(X, settings, k, quiet) -> tuple[_Models, bool]:
         progress.close("interrupted" if result.interrupted else "")
     interrupted = result.interrupted
     baselines = []
-    lo, hi = settings["train_range"]
+    # the baselines span the evaluation grid (the paper's 10 β over 0.01–10)
+    lo, hi = float(np.min(settings["betas"])), float(np.max(settings["betas"]))
     for beta in np.geomspace(lo, hi, settings["baselines"]) if settings["baselines"] else []:
         if interrupted:
             break
