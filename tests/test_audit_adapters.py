@@ -278,3 +278,33 @@ def test_bad_npz_is_named(tmp_path, arrays, message):
     with pytest.raises(ValueError, match=message) as error:
         load_npz(path, np.zeros(5))
     assert "bad.npz" in str(error.value)
+
+
+# --- linvae's own MR-VAE ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gates", [("sigmoid", "sqrt", "sigmoid"), ("film", "film", "film")])
+def test_an_mrvae_is_audited_at_its_exact_loss(gates):
+    # FiLM gates give the MR-VAE a latent offset and a β-dependent decoder bias; the audit's
+    # loss must equal linvae.mrvae's own exact objective (torch, float64) at each β.
+    from linvae.audit import audit_mrvae
+    from linvae.mrvae.model import LinearMRVAE
+    from linvae.mrvae.objectives import exact_loss
+
+    X = data()
+    stats = moments(X)
+    model = LinearMRVAE(5, 3, *gates, seed=1)
+    model.set_input_mean(stats.mean + 0.1)  # centred off the data mean: an offset E(m − m_in)
+    betas = np.array([0.05, 0.5, 5.0])
+    results = audit_mrvae(model, stats, betas)
+    with torch.no_grad():
+        terms = exact_loss(
+            model, torch.log(torch.as_tensor(betas)), torch.as_tensor(stats.mean),
+            torch.as_tensor(stats.cov),
+        )  # fmt: skip
+    for result, rate, distortion in zip(results, terms.rate, terms.distortion, strict=True):
+        assert abs(result.loss.rate - float(rate)) <= 1e-12 * result.roundoff_scale
+        assert abs(result.loss.distortion - float(distortion)) <= 1e-12 * result.roundoff_scale
+        assert abs(result.excess - (result.encoder + result.bias + result.decoder)) <= (
+            1e-10 * result.roundoff_scale
+        )

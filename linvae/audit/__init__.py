@@ -11,6 +11,7 @@ from ._conventions import effective_beta, parse_convention
 from ._files import load_npz, save_npz
 from ._geometry import Geometry
 from ._model import AffineVAE, audit_model, linvae_form
+from ._mrvae import audit_mrvae, mrvae_at
 from ._pythae import from_pythae
 from ._torch import NotLinearError, from_torch
 
@@ -22,11 +23,13 @@ __all__ = [
     "NotLinearError",
     "audit",
     "audit_model",
+    "audit_mrvae",
     "effective_beta",
     "from_pythae",
     "from_torch",
     "linvae_form",
     "load_npz",
+    "mrvae_at",
     "parse_convention",
     "save_npz",
 ]

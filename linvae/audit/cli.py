@@ -14,14 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from linvae._io import dumps, git_revision, versions, write_json
 
 from ._audit import STATUS_TOLERANCE
 from ._conventions import effective_beta, parse_convention
 from ._files import load_npz
 from ._model import AffineVAE, audit_model
+from ._mrvae import mrvae_at
 
 PROG = "python -m linvae.audit"
 
@@ -84,7 +83,7 @@ def _compare_run(path: Path):
 
 
 def _mrvae_at(report, folder: Path, beta: float) -> AffineVAE:
-    """The compare run's MR-VAE at β as an AffineVAE: μ(x) = E(β)(x − m_in) + t(β)."""
+    """The compare run's MR-VAE, rebuilt from report.json and mrvae.pt, at β."""
     import torch
 
     from linvae.mrvae.model import model_from_config
@@ -94,10 +93,7 @@ def _mrvae_at(report, folder: Path, beta: float) -> AffineVAE:
         model.load_state_dict(torch.load(folder / "mrvae.pt", weights_only=True))
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
         raise UsageError(f"{folder}: cannot rebuild the MR-VAE: {error}") from None
-    E, c, D = model.params_at(beta)
-    input_mean = model.input_mean.detach().cpu().double().numpy()
-    encoder_bias = model.latent_offset(beta) - E @ input_mean
-    return AffineVAE(E, encoder_bias, np.log(c), D, model.decoder_bias(beta))
+    return mrvae_at(model, beta)
 
 
 def run(args) -> dict:
