@@ -1,6 +1,6 @@
 """Quality against training budget: one MR-VAE against β-VAEs, exact excess over the optimum.
 
-``python -m benchmarks.compare_quality [--steps 2500,5000,10000] [--baseline-steps ...]
+``python -m benchmarks.compare_quality [--steps 2500,5000,10000,20000] [--baseline-steps ...]
 [--objective sampled] [--covariance-gate hinge] [--device cpu] [--out DIR]``
 
 For each budget S (optimiser steps per model), on digits with k = 32:
@@ -185,7 +185,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--out", default="runs/benchmarks/compare_quality")
     options = p.parse_args(argv)
     options.beta_range = tuple(float(v) for v in options.train_range.split(":"))
     options.hidden = options.hidden or 2 * options.latent
