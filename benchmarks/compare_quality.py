@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from linvae._io import atomic_write_bytes, atomic_write_text, write_json
 from linvae.analytic import moments, rate_distortion, spectrum
 from linvae.compare.evaluate import evaluate_model, exact_terms, excess_loss
-from linvae.compare.report import atomic_write_bytes, atomic_write_text, versions, write_json
+from linvae.compare.report import versions
 from linvae.data import load
 from linvae.mrvae.model import LinearMRVAE, LinearVAE
 from linvae.mrvae.train import TrainConfig, resolve_device, train

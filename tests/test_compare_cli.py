@@ -52,7 +52,7 @@ def test_report_has_the_issue_keys_and_aligned_lists(tiny_run):
     assert report["partial"] is False
     assert report["device"] == "cpu"
     assert report["seed"] == 0
-    assert set(report["versions"]) == {"python", "numpy", "torch", "linvae"}
+    assert set(report["versions"]) == {"python", "numpy", "scipy", "torch", "linvae"}
 
 
 def test_report_numbers_are_the_exact_evaluation_of_the_saved_model(tiny_run):

@@ -6,13 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from linvae._io import atomic_write_text, dumps, to_json_builtin
 from linvae.compare.evaluate import BelowOptimumError, excess_loss
-from linvae.compare.report import (
-    atomic_write_text,
-    dumps,
-    read_json,
-    to_json_builtin,
-)
+from linvae.compare.report import read_json
 
 
 def test_serialiser_converts_numpy_and_keeps_builtins():

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import linvae
+from linvae._io import atomic_write_bytes, atomic_write_text, git_revision, write_json
 from linvae.analytic import moments, parse_betas
 from linvae.data import load
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
@@ -37,16 +38,7 @@ from linvae.mrvae.train import (
 
 from . import evaluate
 from .figures import write_figures
-from .report import (
-    atomic_write_bytes,
-    atomic_write_text,
-    git_revision,
-    read_json,
-    render_markdown,
-    summarise,
-    versions,
-    write_json,
-)
+from .report import read_json, render_markdown, summarise, versions
 
 #: Defaults of the training flags (chosen by the measurements in docs/results.md).
 DEFAULTS = {

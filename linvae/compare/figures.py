@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .report import atomic_write_bytes
+from linvae._io import atomic_write_bytes
 
 FIGURE_NAMES = ("rate_distortion", "excess", "responses")
 

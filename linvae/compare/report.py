@@ -9,14 +9,11 @@ a string, and NaN or infinity raise ValueError.
 from __future__ import annotations
 
 import json
-import math
-import os
-import platform
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from linvae import _io
 
 #: Keys every report.json has (issue 4).
 REQUIRED_KEYS = (
@@ -33,74 +30,6 @@ REQUIRED_KEYS = (
 )
 
 
-def to_json_builtin(value, path: str = "report"):
-    """``value`` as JSON builtins: dict (str keys), list, str, int, float, bool, None.
-
-    numpy scalars and arrays become Python numbers and (nested) lists; tuples become lists.
-
-    Raises
-    ------
-    TypeError
-        On any other type, naming where in the structure it was.
-    ValueError
-        On NaN or infinity (JSON has no such numbers).
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"{path} is {number}: JSON has no NaN or infinity")
-        return number
-    if isinstance(value, np.ndarray):
-        return [to_json_builtin(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, (list, tuple)):
-        return [to_json_builtin(item, f"{path}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"{path} has a key {key!r} of type {type(key).__name__}, not str")
-            out[key] = to_json_builtin(item, f"{path}.{key}")
-        return out
-    raise TypeError(f"{path} has type {type(value).__name__}, which the report does not serialise")
-
-
-def dumps(report: dict) -> str:
-    """The report as indented JSON text (see :func:`to_json_builtin`)."""
-    return json.dumps(to_json_builtin(report), indent=2, allow_nan=False) + "\n"
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it onto ``path``."""
-    path = Path(path)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def atomic_write_text(path, text: str) -> None:
-    """:func:`atomic_write_bytes` of UTF-8 text."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path, report: dict) -> None:
-    """Serialise (strictly) and write the report atomically."""
-    atomic_write_text(path, dumps(report))
-
-
 def read_json(path) -> dict:
     """Read a report.json; ValueError if it is not a JSON object with the required keys."""
     try:
@@ -115,40 +44,9 @@ def read_json(path) -> dict:
     return report
 
 
-def git_revision() -> str | None:
-    """The git commit of the linvae source tree (``+dirty`` if modified), or None."""
-    source = Path(__file__).resolve().parent
-    try:
-        revision = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10
-        )
-        if revision.returncode != 0:
-            return None
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
-            cwd=source.parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    dirty = status.returncode == 0 and status.stdout.strip() != ""
-    return revision.stdout.strip() + ("+dirty" if dirty else "")
-
-
 def versions() -> dict:
-    """Versions of python, numpy, torch and linvae."""
-    import torch
-
-    import linvae
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "linvae": linvae.__version__,
-    }
+    """Versions of python, numpy, scipy, torch and linvae."""
+    return _io.versions(torch=True)
 
 
 def summarise(report: dict) -> dict:
