@@ -38,6 +38,16 @@ def test_the_exact_gates_have_no_floor(eigvals, gate_input):
     assert np.all(np.abs(result.floor) <= 1e-12 * scale)
 
 
+def test_a_wider_hidden_layer_keeps_the_construction_exact():
+    # hidden = 2k (linvae.compare's default): the construction is zero-padded, still exact
+    result = representation_floor(
+        covariance(SPECTRA[0]), 3, BETAS, encoder_gate="sqrt", decoder_gate="sqrt",
+        covariance_gate="hinge", hidden=6,
+    )  # fmt: skip
+    assert result.exact and result.gates["hidden"] == 6
+    assert np.all(np.abs(result.floor) <= 1e-12 * (np.abs(result.optimum) + 8.5))
+
+
 def test_the_fitted_model_is_what_the_audit_sees():
     cov = covariance(SPECTRA[0])
     result = representation_floor(cov, 3, BETAS, max_iterations=50)

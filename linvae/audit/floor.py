@@ -108,6 +108,25 @@ def _load_layer(base, gate, layer, center, scale):
         gate.bias.copy_(torch.as_tensor(layer.offset + layer.slope * center))
 
 
+# A gate value that is open with a nonzero gradient, for units a construction does not use.
+_OPEN_OFFSET = {"sigmoid": 0.0, "sqrt": -np.log(2.0), "hinge": 0.0}
+
+
+def _widen(layer, rows=None, cols=None):
+    """``layer`` with its base zero-padded to ``rows`` × ``cols`` (extra hidden units unused).
+
+    A wider hidden layer contains the narrow one: extra rows of a first layer and extra
+    columns of a second layer are zero, so the product is unchanged at every η.
+    """
+    n_out, n_in = layer.base.shape
+    rows, cols = rows or n_out, cols or n_in
+    base = np.zeros((rows, cols))
+    base[:n_out, :n_in] = layer.base
+    slope = np.concatenate([layer.slope, np.zeros(rows - n_out)])
+    offset = np.concatenate([layer.offset, np.full(rows - n_out, _OPEN_OFFSET[layer.gate])])
+    return GatedLayer(base, slope, offset, layer.gate)
+
+
 def _joint_gain_fits(eigvals, k, eta_range):
     """Per latent, K σ(h₁η + q₁) σ(h₂η + q₂) fitted to √(1 − e^η/λ_i)⁺ (linvae.symbolic.gate_fit).
 
@@ -134,18 +153,19 @@ def _start_from_theorem1(model, spec, k, eta_range):
     center, scale = gate_input_affine(model.gate_input, model.beta_range)
     start = {"encoder": "seeded initialisation", "decoder": "seeded initialisation"}
     start["covariance"] = "seeded initialisation"
-    if model.hidden != k:
+    h = model.hidden
+    if h < k:
         return start
     eigvals, eigvecs = spec.eigvals, spec.eigvecs
     if model.decoder_gate == "sqrt":
         first, second = decoder_response_layers(eigvals, eigvecs, k)
-        _load_layer(model.decoder1, model.decoder1_gate, first, center, scale)
-        _load_layer(model.decoder2, model.decoder2_gate, second, center, scale)
+        _load_layer(model.decoder1, model.decoder1_gate, _widen(first, rows=h), center, scale)
+        _load_layer(model.decoder2, model.decoder2_gate, _widen(second, cols=h), center, scale)
         start["decoder"] = "Theorem 1, eqs. 37-39 (exact)"
     if model.encoder_gate == "sqrt":
         first, second = joint_encoder_layers(eigvals, eigvecs, k)
-        _load_layer(model.encoder1, model.encoder1_gate, first, center, scale)
-        _load_layer(model.encoder2, model.encoder2_gate, second, center, scale)
+        _load_layer(model.encoder1, model.encoder1_gate, _widen(first, rows=h), center, scale)
+        _load_layer(model.encoder2, model.encoder2_gate, _widen(second, cols=h), center, scale)
         start["encoder"] = "Theorem 1, reading (b) with σ_D (exact)"
     elif model.encoder_gate == "sigmoid":
         # reading (b) with σ_E: Λ^{-1/2}Uᵀ gated by the best sigmoid pair per latent
@@ -159,8 +179,8 @@ def _start_from_theorem1(model, spec, k, eta_range):
         )
         first = GatedLayer(rows, fits[:, 1], fits[:, 2], "sigmoid")
         second = GatedLayer(np.diag(fits[:, 0]), fits[:, 3], fits[:, 4], "sigmoid")
-        _load_layer(model.encoder1, model.encoder1_gate, first, center, scale)
-        _load_layer(model.encoder2, model.encoder2_gate, second, center, scale)
+        _load_layer(model.encoder1, model.encoder1_gate, _widen(first, rows=h), center, scale)
+        _load_layer(model.encoder2, model.encoder2_gate, _widen(second, cols=h), center, scale)
         start["encoder"] = "reading (b) with σ_E: least-squares gate fits per latent (not exact)"
     covariance_gate = model.covariance_gate_module
     placeholder = torch.empty(k, k, dtype=torch.float64)  # the covariance has no base matrix
@@ -257,7 +277,11 @@ def representation_floor(
         The β grid (the compare report's ``betas``).
     encoder_gate, decoder_gate, covariance_gate, hidden, gate_input, beta_range
         As for :class:`linvae.mrvae.model.LinearMRVAE` (the paper's gates by default);
-        pass the trained MR-VAE's ``config()`` values.
+        pass the trained MR-VAE's ``config()`` values. With ``hidden > k`` the construction
+        uses k hidden units and the others start at zero, where their gradient is zero:
+        the result is then the floor of ``hidden = k``, still an upper bound. With
+        ``hidden < k`` there is no construction and every part starts from the seeded
+        initialisation.
     max_iterations : int, default 1000
         L-BFGS iterations at most, per phase (phase 1: the parts without an exact
         construction, the others frozen at it; phase 2: all parts).
@@ -320,7 +344,7 @@ def representation_floor(
             (encoder_gate, decoder_gate, covariance_gate),
             strict=True,
         )
-        if gate == EXACT_GATES[part] and model.hidden == k
+        if gate == EXACT_GATES[part] and model.hidden >= k
     ]
     exact = len(exact_parts) == 3
     iterations, converged = 0, True
