@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         help="torch CPU threads; 1 is fastest for these small matrices [1]",
     )
+    p.add_argument(
+        "--floor",
+        choices=("model", "paper", "none"),
+        help="representation floor per β: of the trained gates (free for exact gates), also of "
+        "the paper's gates (about a minute of L-BFGS on digits), or none [model]",
+    )
     p.add_argument("--out", help="output folder [a new folder under ./runs/]")
     p.add_argument("--svg", action="store_true", help="also write the figures as SVG")
     p.add_argument("--quiet", action="store_true", help="no progress and no summary output")
@@ -223,6 +229,7 @@ def _resolve(args) -> dict:
         raise UsageError(f"--device: {error}") from None
     settings["epochs"] = args.epochs
     settings["threads"] = 1 if args.threads is None else args.threads
+    settings["floor"] = "model" if args.floor is None else args.floor
     return settings
 
 
@@ -347,6 +354,13 @@ def build_report(models: _Models, stats, info, settings, k, dataset_argument, pa
         "config": models.mrvae.config(),
         "response": evaluate.response_functions(models.mrvae, cov, k, betas),
     }
+    floors = evaluate.representation_floors(
+        models.mrvae.config(), cov, k, betas, mr["excess"], settings.get("floor", "model")
+    )
+    if "model" in floors:
+        mr_report["floor"] = floors["model"]
+    if "paper" in floors:
+        mr_report["paper_floor"] = floors["paper"]
     baseline_reports = []
     if models.baselines:
         own = np.array([beta for beta, _, _ in models.baselines])
@@ -518,6 +532,14 @@ def regenerate(args) -> Path:
         "baselines": training["baselines"],
         "device": old["device"],
         "seed": old["seed"],
+        "floor": args.floor
+        or (
+            "none"
+            if "floor" not in old["mrvae"]
+            else "paper"
+            if "paper_floor" in old["mrvae"]
+            else "model"
+        ),
     }
     mr = old["mrvae"]
     result = TrainResult(mr["steps"], mr["train_seconds"], mr.get("interrupted", False),

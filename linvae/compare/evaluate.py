@@ -7,6 +7,8 @@ rate, distortion and loss are the model's exact expected values, with no samplin
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from linvae.analytic import (
@@ -123,3 +125,64 @@ def analytic_curve(cov, k: int, betas) -> dict[str, np.ndarray]:
     """The optimum's ``rate``, ``distortion`` and ``loss`` at each β (reverse water-filling)."""
     curve = rate_distortion(spectrum(cov).eigvals, k, np.asarray(betas, dtype=np.float64))
     return {"rate": curve.rate, "distortion": curve.distortion, "loss": curve.loss}
+
+
+#: The paper's gates (appendix A.2 and Listing 1): σ_E encoder and covariance, σ_D decoder.
+PAPER_GATES = {"encoder_gate": "sigmoid", "decoder_gate": "sqrt", "covariance_gate": "sigmoid"}
+
+
+def representation_floors(config: dict, cov, k: int, betas, excess, which: str) -> dict:
+    """The representation floor per β and the optimisation part ``excess − floor``.
+
+    Parameters
+    ----------
+    config : dict
+        The trained MR-VAE's ``config()`` (gates, hidden width, gate input, β range).
+    cov : ndarray of shape (d, d)
+    k : int
+    betas : ndarray of shape (m,)
+    excess : ndarray of shape (m,)
+        The trained MR-VAE's excess on ``betas``.
+    which : {"model", "paper", "none"}
+        "model": the floor of the trained model's gate family; "paper": also that of the
+        paper's gates (sigmoid encoder and covariance, σ_D decoder), a minute of L-BFGS on
+        digits; "none": nothing.
+
+    Returns
+    -------
+    dict
+        ``{"model": {...}, "paper": {...}}`` (those asked for), each with ``gates``,
+        ``floor`` (m,), ``optimisation_part`` (m,) (model only), ``upper_bound: True``
+        and ``seconds``. The floor is fitted to the analytic optimum (linvae.audit.floor)
+        and is an upper bound on the family's true floor, so the optimisation part can
+        be slightly negative.
+    """
+    if which == "none":
+        return {}
+    from linvae.audit.floor import representation_floor
+
+    families = {"model": {key: config[key] for key in PAPER_GATES}}
+    if which == "paper":
+        families["paper"] = dict(PAPER_GATES)
+    floors = {}
+    for name, gates in families.items():
+        started = time.perf_counter()
+        fit = representation_floor(
+            cov,
+            k,
+            betas,
+            **gates,
+            hidden=config["hidden"],
+            gate_input=config["gate_input"],
+            beta_range=tuple(config["beta_range"]),
+        )
+        entry = {
+            "gates": gates,
+            "floor": fit.floor,
+            "upper_bound": True,
+            "seconds": time.perf_counter() - started,
+        }
+        if name == "model":
+            entry["optimisation_part"] = np.asarray(excess) - fit.floor
+        floors[name] = entry
+    return floors

@@ -90,6 +90,55 @@ def excess_figure(report: dict) -> Figure:
     return figure
 
 
+def floor_figure(report: dict) -> Figure | None:
+    """Excess = representation floor + optimisation part, against β (log axes, clipped at 1e-8).
+
+    None when the report has no floor (``--floor none``).
+    """
+    mrvae = report["mrvae"]
+    if "floor" not in mrvae:
+        return None
+    clip = 1e-8
+    betas = np.asarray(report["betas"])
+    figure = Figure(figsize=(5.5, 4.0))
+    axes = figure.add_subplot()
+    gates = "/".join(
+        mrvae["floor"]["gates"][key] for key in ("encoder_gate", "decoder_gate", "covariance_gate")
+    )
+    axes.plot(
+        betas,
+        np.maximum(mrvae["excess"], clip),
+        "o-",
+        ms=3,
+        color="C0",
+        label="excess (trained MR-VAE)",
+    )
+    axes.plot(
+        betas,
+        np.maximum(mrvae["floor"]["floor"], clip),
+        "-",
+        color="C2",
+        label=f"representation floor ({gates})",
+    )
+    axes.plot(
+        betas,
+        np.maximum(mrvae["floor"]["optimisation_part"], clip),
+        ":",
+        color="C1",
+        label="optimisation part",
+    )
+    if "paper_floor" in mrvae:
+        axes.plot(betas, np.maximum(mrvae["paper_floor"]["floor"], clip), "--", color="C3",
+                  label="floor of the paper's gates (sigmoid/sqrt/sigmoid)")  # fmt: skip
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("β")
+    axes.set_ylabel("nats / example (values ≤ 1e-8 drawn at 1e-8)")
+    axes.set_title("floors are upper bounds (fitted by L-BFGS)", fontsize=9)
+    axes.legend(frameon=False, fontsize=8)
+    return figure
+
+
 def responses_figure(report: dict) -> Figure:
     """Singular values of D(β) and sorted c(β): learned (points) against analytic (lines)."""
     response = report["mrvae"]["response"]
@@ -118,6 +167,7 @@ _DRAWERS = {
     "rate_distortion": rate_distortion_figure,
     "excess": excess_figure,
     "responses": responses_figure,
+    "floor": floor_figure,
 }
 
 
@@ -127,6 +177,8 @@ def write_figures(report: dict, out_dir, formats=("png",)) -> dict:
     written = {}
     for name, draw in _DRAWERS.items():
         figure = draw(report)
+        if figure is None:
+            continue
         written[name] = {}
         for fmt in formats:
             file_name = f"{name}.{fmt}"
