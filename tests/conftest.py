@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # "ci" is the default: enough examples to reach the edges, bounded so the suite stays fast.
@@ -16,3 +17,13 @@ settings.register_profile(
 settings.register_profile("thorough", parent=settings.get_profile("ci"), max_examples=2000)
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=15)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def restore_torch_threads():
+    """The compare CLI sets torch to one thread (--threads); put the count back afterwards."""
+    import torch
+
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)

@@ -17,11 +17,7 @@ from linvae.mrvae.model import model_from_config
 TINY = ["--steps", "12", "--baselines", "2", "--betas", "0.01:10:5", "--latent", "3", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)  # the CLI sets 1 thread (--threads)
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
 
 @pytest.fixture(scope="module")

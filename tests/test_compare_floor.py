@@ -4,18 +4,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from linvae.compare import cli
 
+pytestmark = pytest.mark.usefixtures("restore_torch_threads")
+
 TINY = ["--steps", "12", "--baselines", "0", "--betas", "0.01:10:5", "--latent", "3", "--quiet"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)  # the CLI sets 1 thread (--threads)
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,14 @@ def curve_record(info, n, d, k, data_rank, betas, curve, eigvals, seconds) -> di
     }
 
 
+COLUMNS = ("betas", "rate", "distortion", "loss", "active_latents")
+
+
+def curve_rows(record):
+    """(β, rate, distortion, loss, active latents) per β of the record."""
+    return zip(*(record[column] for column in COLUMNS), strict=True)
+
+
 def render_table(record) -> str:
     lines = [
         f"# optimal linear β-VAE on {record['dataset']['name']}: n = {record['dataset']['n']}, "
@@ -79,15 +87,7 @@ def render_table(record) -> str:
         f"# {record['units']}",
         f"{'beta':>12} {'rate':>14} {'distortion':>14} {'loss':>14} {'active':>7}",
     ]
-    for row in zip(
-        record["betas"],
-        record["rate"],
-        record["distortion"],
-        record["loss"],
-        record["active_latents"],
-        strict=True,
-    ):
-        beta, rate, distortion, loss, active = row
+    for beta, rate, distortion, loss, active in curve_rows(record):
         lines.append(f"{beta:12.6g} {rate:14.8f} {distortion:14.8f} {loss:14.8f} {active:7d}")
     return "\n".join(lines) + "\n"
 
@@ -95,15 +95,8 @@ def render_table(record) -> str:
 def render_csv(record) -> str:
     out = io.StringIO()
     out.write("beta,rate,distortion,loss,active_latents\n")
-    for row in zip(
-        record["betas"],
-        record["rate"],
-        record["distortion"],
-        record["loss"],
-        record["active_latents"],
-        strict=True,
-    ):
-        out.write(",".join(repr(float(v)) for v in row[:4]) + f",{int(row[4])}\n")
+    for *values, active in curve_rows(record):
+        out.write(",".join(repr(float(v)) for v in values) + f",{int(active)}\n")
     return out.getvalue()
 
 
