@@ -11,7 +11,7 @@ from pathlib import Path
 
 from linvae._io import atomic_write_text
 
-from . import analytic, moments
+from . import analytic, moments, training
 
 HEADER = """# Benchmarks
 
@@ -50,6 +50,26 @@ def sections(quick):
                 rows, peak, f"python -m benchmarks.moments --n {n} --device cuda", "cuda"
             ),
         )
+    yield from training_sections(quick, cuda)
+
+
+def training_sections(quick, cuda):
+    """Training speed: sampled throughput against the plain VAE, exact step cost (one thread)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the CLI: faster for these small products on the CPU
+    try:
+        for device in ("cpu", "cuda") if cuda else ("cpu",):
+            rows, cost = training.run_throughput(torch.device(device), [1024, 4096], quick)
+            command = f"python -m benchmarks.training throughput --device {device}"
+            where = training._where(torch.device(device))
+            yield (
+                f"Training speed ({device.upper() if device == 'cpu' else 'GPU'})",
+                training.render_throughput(rows, cost, command, where),
+            )
+    finally:
+        torch.set_num_threads(threads)
 
 
 def main(argv=None):
