@@ -11,6 +11,10 @@
     Per-step time of ``train`` eager against ``TrainConfig(compile="compile")``, and the
     wall time of the first steps, which hold the compilation.
 
+``python -m benchmarks.training diagnose`` (the options of ``target``)
+    One MR-VAE trained for ``--steps``; its excess at each β of the grid, its live latent
+    units, and how much of the excess the dead ones explain.
+
 ``python -m benchmarks.training target [--dataset digits|patches] [--objective sampled|exact]
 [--steps 10000] [--baseline-steps 10000] [--check-every 250] [--train-range 0.01:10]
 [--compile none|compile|graph]``
@@ -331,9 +335,52 @@ def render_target(options, info, mr, baselines, where):
     return "\n".join(lines) + "\n"
 
 
+def diagnose(options, device):
+    """Train one MR-VAE for the budget, then its excess along the grid and its live units.
+
+    A latent unit is alive at β when D(β) has a singular value above 0.01 for it; the
+    optimum restricted to that many units, against the k-unit optimum, is the part of the
+    excess the dead units explain (docs/results.md, "What limits the MR-VAE").
+    """
+    X, info = load(options.dataset, **({"n": options.n} if options.n else {}))
+    k = options.latent
+    stats = moments(X)
+    eigvals = spectrum(stats.cov).eigvals
+    beta_range = tuple(float(v) for v in options.train_range.split(":"))
+    config = TrainConfig(
+        steps=options.steps,
+        batch_size=options.batch_size or (32 if options.objective == "exact" else 128),
+        lr=options.lr,
+        objective=options.objective,
+        beta_range=beta_range,
+        seed=options.seed,
+        compile=options.compile,
+    )
+    model = _mrvae(X.shape[1], k, 2 * k, beta_range)
+    result = train(model, X, config, device=device)
+    loss = evaluate_model(model, stats.mean, stats.cov, GRID)["loss"]
+    excess = excess_loss(loss, rate_distortion(eigvals, k, GRID).loss)
+    lines = [
+        f"{options.dataset} (d = {info.d}), {options.objective}, range {options.train_range}, "
+        f"{options.steps} steps in {result.seconds:.1f} s; max excess {excess.max():.4f} "
+        f"at β = {GRID[int(np.argmax(excess))]:.3g}",
+        "",
+        "| β | excess | live units | units active at the optimum "
+        "| optimum with the live units only, above the k-unit optimum |",
+        "|---|---|---|---|---|",
+    ]
+    for beta, value in zip(GRID, excess, strict=True):
+        singular = np.linalg.svd(model.params_at(beta).D, compute_uv=False)
+        alive = int(np.sum(singular > 0.01))
+        active = int(np.sum(eigvals[:k] > beta))
+        gap = exact_optimum(eigvals, alive, beta) - exact_optimum(eigvals, k, beta)
+        lines.append(f"| {beta:.3g} | {value:.4f} | {alive} | {active} | {gap:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.training")
-    p.add_argument("what", choices=("throughput", "compile", "target"))
+    p.add_argument("what", choices=("throughput", "compile", "target", "diagnose"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch-sizes", default="1024,4096")
@@ -359,6 +406,9 @@ def main(argv=None):
         rows, cost = run_throughput(device, sizes)
         command = f"python -m benchmarks.training throughput --device {options.device}"
         print(render_throughput(rows, cost, command, where))
+        return 0
+    if options.what == "diagnose":
+        print(diagnose(options, device))
         return 0
     if options.what == "compile":
         command = f"python -m benchmarks.training compile --device {options.device}"
