@@ -67,3 +67,15 @@ def test_from_run_keeps_the_floors(paper_run, tmp_path):
     assert after["paper_floor"]["floor"] == pytest.approx(
         before["paper_floor"]["floor"], rel=1e-9, abs=1e-12
     )
+
+
+def test_compile_flag_is_checked_and_reaches_training(tmp_path, capsys):
+    assert cli.main([*TINY, "--compile", "turbo", "--out", str(tmp_path / "x")]) == 2
+    assert "--compile" in capsys.readouterr().err
+    out = tmp_path / "graph"
+    # 'graph' needs CUDA: on a CPU the run warns and trains eagerly, and still reports
+    with pytest.warns(RuntimeWarning, match="needs a CUDA device"):
+        code = cli.main(
+            [*TINY, "--compile", "graph", "--floor", "none", "--device", "cpu", "--out", str(out)]
+        )
+    assert code == 0 and (out / "report.json").exists()

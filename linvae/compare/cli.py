@@ -28,6 +28,7 @@ from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS, LinearMRVAE, LinearVAE, model_from_config
 from linvae.mrvae.train import (
     BETA_SAMPLINGS,
+    COMPILE_MODES,
     OBJECTIVES,
     ProgressBar,
     TrainConfig,
@@ -187,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch CPU threads; 1 is fastest for these small matrices [1]",
     )
     p.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        help="torch.compile the training step ('graph': with CUDA graphs, GPU only; tens of "
+        "seconds of compilation first, then 1.2-2.8x faster steps measured on CPU) [none]",
+    )
+    p.add_argument(
         "--floor",
         choices=("model", "paper", "none"),
         help="representation floor per β: of the trained gates (free for exact gates), also of "
@@ -230,6 +237,7 @@ def _resolve(args) -> dict:
     settings["epochs"] = args.epochs
     settings["threads"] = 1 if args.threads is None else args.threads
     settings["floor"] = "model" if args.floor is None else args.floor
+    settings["compile"] = "none" if args.compile is None else args.compile
     return settings
 
 
@@ -293,6 +301,7 @@ def _train_all(X, settings, k, quiet) -> tuple[_Models, bool]:
         beta_sampling=settings["beta_sampling"],
         beta_range=settings["train_range"],
         seed=settings["seed"],
+        compile=settings["compile"],
     )
     d = X.shape[1]
 
