@@ -11,7 +11,10 @@ measures, each as a median of runs:
 3. numpy's plain ``Xc.T @ Xc`` on that in-memory block: the GEMM the covariance needs;
 4. the float64 GEMM peak of the device, from a square ``A @ A`` of size 4096.
 
-Throughput is in rows per second and GFLOP/s (the scatter costs n·d² multiply-adds).
+Throughput is in rows per second and GFLOP/s, counting n·d(d+1) flops for the scatter:
+numpy (OpenBLAS) computes ``Xᵀ X`` as a symmetric rank-k update (syrk), which does the
+upper triangle only, half the work of a general product. The peak is a general square
+GEMM (2·size³ flops).
 """
 
 import argparse
@@ -73,7 +76,7 @@ def run(n, d, in_memory, device, chunk_size):
     peak = gemm_peak_gflops(device)
 
     def gflops(count, seconds):
-        return count * d * d * 2 / seconds / 1e9
+        return count * d * (d + 1) / seconds / 1e9  # syrk: the upper triangle of Xᵀ X
 
     rows.append(("file_moments, uint8 .npy from disk", n, n / t_file, gflops(n, t_file)))
     rows.append(
