@@ -27,3 +27,14 @@ def restore_torch_threads():
     previous = torch.get_num_threads()
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny matrices: one intra-op thread is several times faster on a shared 2-core CI box."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -18,12 +18,7 @@ from linvae.mrvae.train import TrainConfig, train
 EIGVALS = [3.0, 1.0, 0.3, 0.05]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,7 @@ from linvae.mrvae.train import (
 EIGVALS = [3.0, 1.0, 0.3, 0.05]  # cutoffs inside the default β range (0.01, 10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one intra-op thread is several times faster on a shared 2-core CI box."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
