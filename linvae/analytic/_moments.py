@@ -46,21 +46,48 @@ def _resolve_device(device):  # shared by spectrum()
     return resolved
 
 
+def _chunk_statistics(chunk):
+    """(count, mean (d,), centred scatter (d, d)) of one float64 block, numpy or torch."""
+    mean = chunk.mean(0)
+    centred = chunk - mean
+    return chunk.shape[0], mean, centred.T @ centred
+
+
+def _merge_statistics(a, b):
+    """Chan's pairwise update of two (count, mean, scatter) triples, numpy or torch."""
+    (na, ma, sa), (nb, mb, sb) = a, b
+    if nb == 0:
+        return a
+    total = na + nb
+    delta = mb - ma
+    outer = delta[:, None] * delta[None, :]
+    return total, ma + delta * (nb / total), sa + sb + outer * (na * nb / total)
+
+
+def _as_moments(statistics):
+    """Moments from (count, mean, scatter): ML covariance, symmetrised, on the CPU."""
+    count, mean, scatter = statistics
+    if count < 2:
+        raise ValueError(f"X must have at least two examples (rows), got {count}")
+    cov = scatter / count
+    if not isinstance(cov, np.ndarray):  # a torch tensor, possibly on a GPU
+        mean, cov = mean.cpu().numpy(), cov.cpu().numpy()
+    return Moments(mean, (cov + cov.T) / 2, int(count))
+
+
 class _Accumulator:
-    """Running count, mean (d,) and centred scatter (d, d), merged chunk by chunk (Chan)."""
+    """Running (count, mean (d,), centred scatter (d, d)), merged chunk by chunk (Chan)."""
 
     def __init__(self, d, device):
         self.device = device
-        self.count = 0
         self.rows_seen = 0
         if device is None:
-            self.mean = np.zeros(d)
-            self.scatter = np.zeros((d, d))
+            self.statistics = (0, np.zeros(d), np.zeros((d, d)))
         else:
             import torch
 
-            self.mean = torch.zeros(d, dtype=torch.float64, device=device)
-            self.scatter = torch.zeros((d, d), dtype=torch.float64, device=device)
+            zeros = torch.zeros((d + 1, d), dtype=torch.float64, device=device)
+            self.statistics = (0, zeros[0], zeros[1:])
 
     def add(self, chunk):
         """Merge a chunk of shape (m, d), any real dtype; raises on NaN/inf naming the row."""
@@ -84,30 +111,11 @@ class _Accumulator:
                     f"X must be finite, got {float(chunk[row, col])} at row {self.rows_seen + row}, "
                     f"column {col}"
                 )
-        self.merge(chunk.shape[0], chunk.mean(0), None, chunk)
+        self.statistics = _merge_statistics(self.statistics, _chunk_statistics(chunk))
         self.rows_seen += chunk.shape[0]
 
-    def merge(self, m, chunk_mean, chunk_scatter, chunk=None):
-        """Chan's pairwise update with a block of m rows of mean chunk_mean."""
-        if m == 0:
-            return
-        if chunk_scatter is None:
-            centred = chunk - chunk_mean
-            chunk_scatter = centred.T @ centred
-        delta = chunk_mean - self.mean
-        total = self.count + m
-        outer = delta[:, None] * delta[None, :]
-        self.scatter += chunk_scatter + outer * (self.count * m / total)
-        self.mean += delta * (m / total)
-        self.count = total
-
     def result(self):
-        if self.count < 2:
-            raise ValueError(f"X must have at least two examples (rows), got {self.count}")
-        mean, cov = self.mean, self.scatter / self.count
-        if self.device is not None:
-            mean, cov = mean.cpu().numpy(), cov.cpu().numpy()
-        return Moments(mean, (cov + cov.T) / 2, int(self.count))
+        return _as_moments(self.statistics)
 
 
 def moments_of_chunks(chunks, d, *, device=None, progress=None, total_rows=None):
@@ -146,24 +154,14 @@ def _is_dask_array(X):
 
 
 def _block_statistics(block):
-    """(count, mean, centred scatter) of one block, float64; raises on NaN/inf."""
+    """(count, mean, centred scatter) of one dask block in float64; raises on NaN/inf."""
     block = np.asarray(block, dtype=np.float64)
     if not np.all(np.isfinite(block)):
         row, col = np.argwhere(~np.isfinite(block))[0]
         raise ValueError(
             f"X must be finite, got {block[row, col]} in a block, at its row {row}, column {col}"
         )
-    mean = block.mean(axis=0)
-    centred = block - mean
-    return block.shape[0], mean, centred.T @ centred
-
-
-def _merge_statistics(a, b):
-    """Chan's pairwise update of two (count, mean, scatter) triples."""
-    (na, ma, sa), (nb, mb, sb) = a, b
-    total = na + nb
-    delta = mb - ma
-    return total, ma + delta * (nb / total), sa + sb + np.outer(delta, delta) * (na * nb / total)
+    return _chunk_statistics(block)
 
 
 def _dask_moments(X):
@@ -185,11 +183,7 @@ def _dask_moments(X):
             else stats[i]
             for i in range(0, len(stats), 2)
         ]
-    count, mean, scatter = dask.compute(stats[0])[0]
-    if count < 2:
-        raise ValueError(f"X must have at least two examples (rows), got {count}")
-    cov = scatter / count
-    return Moments(mean, (cov + cov.T) / 2, int(count))
+    return _as_moments(dask.compute(stats[0])[0])
 
 
 def moments(X, chunk_size=DEFAULT_CHUNK_SIZE, *, device=None, progress=None):
