@@ -6,13 +6,12 @@ Latent size 32, the compare grid of 31 β from 0.01 to 10, the model's defaults 
 (hidden = k, standardised gate input over (0.01, 10)); prints a table and writes the figure.
 """
 
-import io
 import sys
 import time
 
 import numpy as np
 
-from linvae._io import atomic_write_bytes
+from linvae._io import write_figure
 from linvae.analytic import moments, parse_betas
 from linvae.audit.floor import representation_floor
 from linvae.data import load
@@ -59,9 +58,7 @@ def main(path):
     axis.set_ylabel("floor: excess of the best fit (nats, upper bound)")
     axis.set_title("MR-VAE representation floor, digits, k = 32")
     axis.legend(fontsize=7)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, metadata={"Software": None})
-    atomic_write_bytes(path, buffer.getvalue())
+    write_figure(figure, path, "png", dpi=120)
     return 0
 
 

@@ -77,6 +77,26 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_figure(figure, path, fmt=None, **savefig) -> None:
+    """Render a matplotlib figure and write it atomically, without a creation date.
+
+    ``fmt`` defaults to the path's extension (``.svg`` or else PNG); the PNG has no
+    "Software" and the SVG no "Date" entry, so a regenerated figure is byte-identical.
+    Extra keywords (``dpi``, ``bbox_inches``) go to ``Figure.savefig``.
+    """
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fmt = fmt or ("svg" if str(path).lower().endswith(".svg") else "png")
+    if figure.canvas is None or type(figure.canvas).__name__ == "FigureCanvasBase":
+        FigureCanvasAgg(figure)  # a bare Figure() has no canvas to render with
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    figure.savefig(buffer, format=fmt, metadata=metadata, **savefig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
 def write_json(path, record) -> None:
     """Serialise ``record`` strictly and write it atomically."""
     atomic_write_text(path, dumps(record))

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .._io import atomic_write_bytes, atomic_write_text, git_revision, versions, write_json
+from .._io import atomic_write_text, git_revision, versions, write_figure, write_json
 from ._curve import parse_betas, rate_distortion
 from ._moments import moments
 from ._spectrum import rank, spectrum
@@ -118,13 +118,8 @@ def render_plot(record, path) -> None:
         f"k = {record['latent']})"
     )
     figure.colorbar(points, label="log10 β")
-    buffer = io.BytesIO()
-    fmt = "svg" if str(path).lower().endswith(".svg") else "png"
-    figure.savefig(
-        buffer, format=fmt, dpi=150, metadata={"Software": None} if fmt == "png" else None
-    )
+    write_figure(figure, path, dpi=150)
     plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def main(argv=None) -> int:

@@ -6,28 +6,14 @@ and written atomically.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from linvae._io import atomic_write_bytes
+from linvae._io import write_figure
 
 FIGURE_NAMES = ("rate_distortion", "excess", "responses")
-
-
-def _save(figure: Figure, path: Path, fmt: str) -> None:
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=110, bbox_inches="tight", metadata=_metadata(fmt))
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _metadata(fmt: str) -> dict:
-    # no creation date in the files, so that a regenerated report is byte-identical
-    return {"Date": None} if fmt == "svg" else {}
 
 
 def rate_distortion_figure(report: dict) -> Figure:
@@ -182,6 +168,6 @@ def write_figures(report: dict, out_dir, formats=("png",)) -> dict:
         written[name] = {}
         for fmt in formats:
             file_name = f"{name}.{fmt}"
-            _save(figure, out_dir / file_name, fmt)
+            write_figure(figure, out_dir / file_name, fmt, dpi=110, bbox_inches="tight")
             written[name][fmt] = file_name
     return written
