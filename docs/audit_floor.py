@@ -10,10 +10,10 @@ import sys
 import time
 
 import numpy as np
+from linvae.audit.floor import representation_floor
 
 from linvae._io import write_figure
 from linvae.analytic import moments, parse_betas
-from linvae.audit.floor import representation_floor
 from linvae.data import load
 
 GATES = [

@@ -468,10 +468,28 @@ def test_beta_of_the_wrong_type_is_rejected():
         optimum(np.eye(3), 2, "1.0")
 
 
-@pytest.mark.parametrize("k", [0, 4, -1])
+@pytest.mark.parametrize("k", [0, -1])
 def test_latent_size_out_of_range_is_rejected(k):
-    with pytest.raises(ValueError, match=f"k={k} must be between 1 and the data dimension d=3"):
+    with pytest.raises(ValueError, match=f"k must be >= 1, got {k}"):
         optimum(np.eye(3), k, 1.0)
+
+
+@pytest.mark.parametrize("beta", [0.05, 0.5, 2.5])
+def test_latents_beyond_the_data_dimension_are_collapsed(beta):
+    # k > d: the extra latents have nothing to encode; the optimum pads them collapsed
+    cov = np.diag([3.0, 1.0, 0.2])
+    padded, exact = optimum(cov, 5, beta), optimum(cov, 3, beta)
+    np.testing.assert_array_equal(padded.D[:, 3:], 0.0)
+    np.testing.assert_array_equal(padded.E[3:], 0.0)
+    np.testing.assert_array_equal(padded.c[3:], 1.0)
+    np.testing.assert_array_equal(padded.D[:, :3], exact.D)
+    mean = np.zeros(3)
+    assert objective(padded, mean, cov, beta) == pytest.approx(
+        objective(exact, mean, cov, beta), rel=1e-14
+    )
+    curve = rate_distortion(np.diag(cov), 5, [beta])
+    assert curve.loss[0] == pytest.approx(rate_distortion(np.diag(cov), 3, [beta]).loss[0])
+    assert curve.loss[0] == pytest.approx(objective(padded, mean, cov, beta).loss, rel=1e-14)
 
 
 def test_latent_size_of_the_wrong_type_is_rejected():

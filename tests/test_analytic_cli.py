@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from linvae.analytic import moments, rate_distortion, spectrum
-from linvae.analytic.__main__ import main
+from linvae.analytic.cli import main
 from linvae.data import load
 
 
@@ -33,6 +33,15 @@ def test_json_and_csv_hold_the_curve_of_the_data(tmp_path, capsys):
     assert [float(r["distortion"]) for r in rows] == pytest.approx(expected.distortion, rel=1e-15)
 
 
+def test_latents_beyond_the_data_dimension_give_the_curve_of_k_equal_d(tmp_path):
+    paths = [tmp_path / "64.json", tmp_path / "65.json"]
+    for k, path in zip(("64", "65"), paths, strict=True):
+        assert main(["--latent", k, "--betas", "0.01:1:4", "--json", str(path), "--quiet"]) == 0
+    at_64, at_65 = (json.loads(path.read_text()) for path in paths)
+    assert at_65["latent"] == 65
+    assert at_65["loss"] == at_64["loss"]
+
+
 def test_plot_is_written_as_png(tmp_path):
     path = tmp_path / "rd.png"
     assert main(["--betas", "0.1,1", "--plot", str(path), "--quiet"]) == 0
@@ -43,7 +52,7 @@ def test_plot_is_written_as_png(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--latent", "65"], "--latent must be between 1 and the data dimension d=64"),
+        (["--latent", "0"], "--latent: expected a positive integer, got '0'"),
         (["--dataset", "nonexistent"], "unknown data set name 'nonexistent'"),
         (["--betas", "1:0"], "betas must be"),
         (["--dataset", "missing.npy"], "missing.npy"),

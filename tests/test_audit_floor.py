@@ -7,7 +7,7 @@ import torch
 from linvae._io import dumps
 from linvae.analytic import optimum
 from linvae.audit import audit
-from linvae.audit.floor import representation_floor
+from linvae.mrvae.floor import representation_floor
 
 BETAS = np.geomspace(0.01, 10.0, 9)
 
@@ -92,8 +92,8 @@ def test_torch_threads_are_restored():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="encoder_gate must be one of"):
         representation_floor(np.eye(3), 2, BETAS, encoder_gate="relu")
-    with pytest.raises(ValueError, match="k=4 must be between 1 and"):
-        representation_floor(np.eye(3), 4, BETAS)
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        representation_floor(np.eye(3), 0, BETAS)
     with pytest.raises(ValueError, match="max_iterations must be"):
         representation_floor(np.eye(3), 2, BETAS, max_iterations=-1)
 

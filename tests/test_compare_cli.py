@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from linvae.analytic import moments, rate_distortion, spectrum
-from linvae.compare import cli
+from linvae.compare import cli, run_folder, training
 from linvae.compare.report import REQUIRED_KEYS
 from linvae.data import load
 from linvae.mrvae import train as train_module
@@ -87,7 +87,7 @@ def test_from_run_regenerates_the_same_report_without_training(tiny_run, tmp_pat
     def no_training(*args, **kwargs):
         raise AssertionError("--from-run must not train")
 
-    monkeypatch.setattr(cli, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
     out = tmp_path / "again"
     assert cli.main(["--from-run", str(tiny_run), "--out", str(out), "--quiet"]) == 0
     old = json.loads((tiny_run / "report.json").read_text())
@@ -140,8 +140,8 @@ def test_interrupt_during_the_mrvae_still_reports_it(tmp_path, monkeypatch):
 
 def test_default_out_is_a_new_folder_under_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    first = cli._new_run_folder("digits")
-    second = cli._new_run_folder("digits")
+    first = run_folder.new_run_folder("digits")
+    second = run_folder.new_run_folder("digits")
     assert first.parent.name == "runs" and second.parent.name == "runs"
     assert first != second and first.is_dir() and second.is_dir()
 

@@ -178,7 +178,7 @@ def test_standardized_input_has_zero_mean_and_unit_variance_over_the_range():
     ("kwargs", "error", "match"),
     [
         ({"features": 3, "activation": "relu"}, ValueError, "activation must be one of"),
-        ({"features": 0, "activation": "sigmoid"}, ValueError, "features must be a positive int"),
+        ({"features": 0, "activation": "sigmoid"}, ValueError, "features must be >= 1, got 0"),
         ({"features": 2, "activation": "sigmoid", "trend": "up"}, ValueError, "trend must be"),
         ({"features": 2, "gate_input": "raw"}, ValueError, "gate_input must be one of"),
         ({"features": 2, "beta_range": (10.0, 0.01)}, ValueError, "0 < lo < hi"),

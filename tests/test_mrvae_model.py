@@ -140,8 +140,8 @@ def test_params_at_returns_float64_copies():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: LinearMRVAE(0, 2), ValueError, "d must be a positive int"),
-        (lambda: LinearMRVAE(4, 2.5), ValueError, "k must be a positive int"),
+        (lambda: LinearMRVAE(0, 2), ValueError, "d must be >= 1, got 0"),
+        (lambda: LinearMRVAE(4, 2.5), TypeError, "k must be an integer, got float"),
         (lambda: LinearMRVAE(4, 2, covariance_gate="sqrt"), ValueError, "covariance_gate must be"),
         (lambda: LinearMRVAE(4, 2, encoder_gate="relu"), ValueError, "encoder_gate must be"),
         (lambda: LinearMRVAE(4, 2, dtype=torch.int32), TypeError, "dtype must be"),

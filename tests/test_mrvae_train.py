@@ -151,7 +151,7 @@ def test_auto_device_is_cpu_without_cuda():
     [
         ({"steps": 0}, ValueError, "steps must be >= 1"),
         ({"steps": 2.5}, TypeError, "steps must be an int"),
-        ({"lr": -1.0}, ValueError, "lr must be a finite number > 0"),
+        ({"lr": -1.0}, ValueError, "lr must be finite and > 0"),
         ({"objective": "elbo"}, ValueError, "objective must be one of"),
         ({"beta_sampling": "step"}, ValueError, "beta_sampling must be one of"),
         ({"warmup_fraction": 1.0}, ValueError, "warmup_fraction must be in"),

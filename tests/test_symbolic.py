@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from strategies import betas, finite_matrices, spd_covariances
 
 from linvae import analytic
+from linvae.construction.gates import hinge, sigmoid, sqrt_gate
 from linvae.symbolic.algebra import (
     closed_form_terms,
     kl_to_standard_normal,
@@ -18,14 +19,7 @@ from linvae.symbolic.algebra import (
     rational_rotation,
 )
 from linvae.symbolic.claims import VERDICTS, is_zero, make_claim, verdict
-from linvae.symbolic.gates import (
-    hinge,
-    sigmoid,
-    sqrt_gate,
-    sym_hinge,
-    sym_sigmoid,
-    sym_sqrt_gate,
-)
+from linvae.symbolic.gates import sym_hinge, sym_sigmoid, sym_sqrt_gate
 from linvae.symbolic.water_filling import closed_form_distortion, closed_form_rate
 
 # --- the verdict rule -------------------------------------------------------------------

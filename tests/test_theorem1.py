@@ -1,6 +1,6 @@
 """Property tests of Theorem 1's constructions (appendix A.2) against linvae.analytic.
 
-Each construction of linvae.symbolic.constructions is instantiated in float64 and compared
+Each construction of linvae.construction.layers is instantiated in float64 and compared
 with the analytic response it claims to represent, to 1e-9 of the response's natural
 scale, over spectra with zeros, ties and a 1e12 dynamic range, random rotations and η in
 the MR-VAE range [log 0.01, log 10]. Where the proof report says a claim fails, the
@@ -20,10 +20,9 @@ from strategies import (
 )
 
 from linvae import analytic
-from linvae.mrvae.gates import hinge_gate, sigmoid_gate
-from linvae.mrvae.gates import sqrt_gate as torch_sqrt_gate
-from linvae.mrvae.model import LinearMRVAE
-from linvae.symbolic.constructions import (
+from linvae.construction.fit import best_gate_product_fit
+from linvae.construction.gates import hinge, sigmoid, sqrt_gate
+from linvae.construction.layers import (
     GatedLayer,
     constant_layer,
     covariance_response_layers,
@@ -34,8 +33,9 @@ from linvae.symbolic.constructions import (
     joint_encoder_layers,
     two_layer,
 )
-from linvae.symbolic.gate_fit import best_gate_product_fit
-from linvae.symbolic.gates import hinge, sigmoid, sqrt_gate
+from linvae.mrvae.gates import hinge_gate, sigmoid_gate
+from linvae.mrvae.gates import sqrt_gate as torch_sqrt_gate
+from linvae.mrvae.model import LinearMRVAE
 
 RTOL = 1e-9
 

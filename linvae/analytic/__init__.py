@@ -5,26 +5,37 @@ covariance, so every number is exact up to round-off, with no sampling.
 """
 
 from ._curve import parse_betas, rate_distortion
-from ._moments import moments
-from ._objective import empirical_objective, gradients, objective
-from ._optimum import covariance_optimum, decoder_optimum, encoder_optimum, optimum
-from ._spectrum import rank, spectrum
+from ._moments import DEFAULT_CHUNK_SIZE, moments, moments_of_chunks
+from ._objective import empirical_objective, gradients, objective, objective_terms
+from ._optimum import (
+    best_response,
+    covariance_optimum,
+    decoder_optimum,
+    encoder_optimum,
+    optimum,
+)
+from ._spectrum import as_spectrum, rank, spectrum
 from ._types import Curve, Gradients, LinearVAEParams, Moments, Spectrum, Terms
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
     "Curve",
     "Gradients",
     "LinearVAEParams",
     "Moments",
     "Spectrum",
     "Terms",
+    "as_spectrum",
+    "best_response",
     "covariance_optimum",
     "decoder_optimum",
     "empirical_objective",
     "encoder_optimum",
     "gradients",
     "moments",
+    "moments_of_chunks",
     "objective",
+    "objective_terms",
     "optimum",
     "parse_betas",
     "rank",

@@ -19,9 +19,9 @@ posterior is exactly the prior there.
 
 import numpy as np
 
+from .._checks import as_betas, as_float_array, as_latent_size, check_psd
 from ._objective import LOG_2PI
 from ._types import Curve
-from ._validation import as_betas, as_float_array, as_latent_size, psd_tolerance
 
 
 def rate_distortion(eigvals, k, betas):
@@ -33,7 +33,7 @@ def rate_distortion(eigvals, k, betas):
         Eigenvalues of the data covariance, in any order; round-off negatives
         (``>= -1e6 · eps · max|λ|``) count as 0.
     k : int
-        Latent size, ``1 <= k <= d``.
+        Latent size, ``k >= 1``; latents beyond ``d`` are collapsed (the curve of ``k = d``).
     betas : float or array_like of shape (m,)
         β values > 0, in any order.
 
@@ -52,13 +52,10 @@ def rate_distortion(eigvals, k, betas):
     d = eigvals.shape[0]
     if d == 0:
         raise ValueError("eigvals must not be empty")
-    if eigvals.min() < -psd_tolerance(eigvals):
-        raise ValueError(
-            f"eigvals must be >= 0 (a covariance is positive semidefinite), got {eigvals.min():.6g}"
-        )
-    k = as_latent_size(k, d)
+    eigvals = check_psd(eigvals, "eigvals")
+    k = min(as_latent_size(k), d)  # latents beyond d are collapsed: they add nothing
     betas = as_betas(betas)
-    ordered = np.sort(np.maximum(eigvals, 0.0))[::-1]
+    ordered = np.sort(eigvals)[::-1]
     top = ordered[:k]
     tail = float(np.sum(ordered[k:]))
     # active[j] = number of top eigenvalues strictly above betas[j]

@@ -6,44 +6,25 @@ means, so no ``E[xxᵀ] - mmᵀ`` cancellation occurs however large the mean. Ac
 is in float64 throughout, on the CPU (numpy) or on a torch device.
 """
 
-import numbers
-
 import numpy as np
 
+from .._checks import as_int, resolve_device
 from ._types import Moments
 
 DEFAULT_CHUNK_SIZE = 65_536
 
 
-def _check_chunk_size(chunk_size):
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (numbers.Integral, np.integer)):
-        raise TypeError(f"chunk_size must be an integer, got {type(chunk_size).__name__}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    return int(chunk_size)
-
-
 def _resolve_device(device):  # shared by spectrum()
-    """None for numpy on the CPU, else a torch.device ("auto": CUDA when present)."""
+    """None for numpy on the CPU, else a torch.device; "auto" is CUDA when present, else numpy."""
     if device is None or device == "cpu-numpy":
         return None
-    if not isinstance(device, str) and type(device).__name__ != "device":
-        raise TypeError(f"device must be None, 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    import torch
-
     if device == "auto":
-        return torch.device("cuda") if torch.cuda.is_available() else None
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ValueError(
-            f"device must be None, 'auto', 'cpu' or 'cuda[:N]', got {device!r}"
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device")
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be None, 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
-    return resolved
+        try:
+            resolved = resolve_device("auto")
+        except ImportError:  # no torch: numpy is the only device
+            return None
+        return resolved if resolved.type == "cuda" else None
+    return resolve_device(device)
 
 
 def _chunk_statistics(chunk):
@@ -217,7 +198,7 @@ def moments(X, chunk_size=DEFAULT_CHUNK_SIZE, *, device=None, progress=None):
         If ``X`` is not 2-D, has fewer than two rows, or holds NaN/inf; or ``chunk_size < 1``;
         or ``device`` names a device torch does not see.
     """
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = as_int(chunk_size, "chunk_size", minimum=1)
     if _is_dask_array(X):
         return _dask_moments(X)
     if not isinstance(X, np.ndarray):

@@ -1,24 +1,25 @@
 r"""The exact expected β-VAE objective of any linear VAE, from the data's first two moments.
 
-For ``q(z|x) = N(E(x - m), diag(c))``, ``p(x|z) = N(Dz + b, I)``, prior ``N(0, I)`` and data
-of mean ``m`` and covariance ``S`` (eqs. 12–18, per example):
+For ``q(z|x) = N(E(x - m) + t, diag(c))``, ``p(x|z) = N(Dz + b, I)``, prior ``N(0, I)`` and
+data of mean ``m`` and covariance ``S`` (eqs. 12–18, per example; ``t = 0`` and ``b = m`` in
+the appendix):
 
 .. math::
 
     \text{rate} &= \tfrac12\big(-\textstyle\sum_j \log c_j + \operatorname{tr}(E S E^\top)
-                  + \textstyle\sum_j c_j - k\big), \\
+                  + \lVert t \rVert^2 + \textstyle\sum_j c_j - k\big), \\
     \text{distortion} &= \tfrac d2 \log 2\pi + \tfrac12\big(\operatorname{tr} S
         - 2\operatorname{tr}(D E S) + \operatorname{tr}(D E S E^\top D^\top)
-        + \textstyle\sum_j c_j \lVert D_{:j}\rVert^2 + \lVert m - b\rVert^2\big).
+        + \textstyle\sum_j c_j \lVert D_{:j}\rVert^2 + \lVert m - b - D t\rVert^2\big).
 
 No sampling is involved: these are expectations over the data and over ``q``.
 """
 
 import numpy as np
 
+from .._checks import as_beta, as_covariance, as_float_array
 from ._moments import moments
 from ._types import Gradients, LinearVAEParams, Terms
-from ._validation import as_beta, as_covariance, as_float_array
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -63,7 +64,17 @@ def _check_cov(cov, d=None):
     return cov
 
 
-def objective(params, mean, cov, beta, decoder_bias=None):
+def _vector(value, name, size, default):
+    """An optional float64 vector of shape (size,)."""
+    if value is None:
+        return default
+    array = as_float_array(value, name, ndim=1)
+    if array.shape != (size,):
+        raise ValueError(f"{name} must have shape ({size},), got {array.shape}")
+    return array
+
+
+def objective(params, mean, cov, beta, decoder_bias=None, encoder_offset=None):
     """Exact rate, distortion and loss of a linear VAE on data with this mean and covariance.
 
     Parameters
@@ -78,12 +89,16 @@ def objective(params, mean, cov, beta, decoder_bias=None):
         β > 0, the weight of the rate in the loss (eq. 13).
     decoder_bias : array_like of shape (d,), optional
         ``b``; the data mean by default (its optimum).
+    encoder_offset : array_like of shape (k,), optional
+        ``t``, the posterior mean at ``x = m`` (``q(z|x) = N(E(x − m) + t, diag(c))``); 0 by
+        default. An ``nn.Linear`` encoder ``E x + e`` has ``t = E m + e``.
 
     Returns
     -------
     Terms
-        ``rate`` (eq. 14 averaged over the data, with ``k`` where the appendix writes ``d``),
-        ``distortion`` (minus eqs. 17–18, with ``D E`` where eq. 18 writes ``W V``) and
+        ``rate`` (eq. 14 averaged over the data, with ``k`` where the appendix writes ``d``,
+        plus ``½‖t‖²``), ``distortion`` (minus eqs. 17–18, with ``D E`` where eq. 18 writes
+        ``W V``; an offset acts as the decoder bias ``b + D t``) and
         ``loss = distortion + beta * rate``, in nats per example.
 
     Raises
@@ -97,34 +112,45 @@ def objective(params, mean, cov, beta, decoder_bias=None):
     cov = _check_cov(cov, d)
     E, c, D = check_params(params, d)
     beta = as_beta(beta)
-    if decoder_bias is None:
-        bias_gap = 0.0
-    else:
-        b = as_float_array(decoder_bias, "decoder_bias", ndim=1)
-        if b.shape != (d,):
-            raise ValueError(f"decoder_bias must have shape ({d},), got {b.shape}")
-        bias_gap = float(np.sum((mean - b) ** 2))
+    b = _vector(decoder_bias, "decoder_bias", d, mean)
+    t = _vector(encoder_offset, "encoder_offset", E.shape[0], None)
+    return objective_terms(E, c, D, mean, cov, beta, b, t)
 
+
+def objective_terms(E, c, D, mean, cov, beta, decoder_bias, encoder_offset=None):
+    """:func:`objective` on arrays already checked (float64, shapes that fit): no validation.
+
+    For loops that evaluate one validated model or covariance many times.
+    """
     k = E.shape[0]
+    bias = decoder_bias if encoder_offset is None else decoder_bias + D @ encoder_offset
+    offset_rate = 0.0 if encoder_offset is None else float(encoder_offset @ encoder_offset)
     ES = E @ cov  # (k, d)
     ESEt = ES @ E.T  # (k, k): covariance of the posterior means
     DtD = D.T @ D  # (k, k)
-    rate = 0.5 * (-np.sum(np.log(c)) + np.trace(ESEt) + np.sum(c) - k)  # eq. 14
+    rate = 0.5 * (-np.sum(np.log(c)) + np.trace(ESEt) + offset_rate + np.sum(c) - k)  # eq. 14
     residual = (
         np.trace(cov)
         - 2.0 * np.sum(ES * D.T)  # tr(D E S)
         + np.sum(DtD * ESEt)  # tr(D E S Eᵀ Dᵀ)
         + np.dot(c, np.diag(DtD))  # tr(D C Dᵀ)
-        + bias_gap
+        + float(np.sum((mean - bias) ** 2))  # ‖m − b − D t‖²
     )
-    distortion = 0.5 * d * LOG_2PI + 0.5 * residual  # eqs. 17–18
+    distortion = 0.5 * mean.shape[0] * LOG_2PI + 0.5 * residual  # eqs. 17–18
     return Terms(float(rate), float(distortion), float(distortion + beta * rate))
 
 
-def empirical_objective(params, X, beta, decoder_bias=None):
+def empirical_objective(params, X, beta, decoder_bias=None, encoder_offset=None):
     """``objective`` on the moments of the data ``X`` of shape (n, d); see ``objective``."""
     stats = moments(X)
-    return objective(params, stats.mean, stats.cov, beta, decoder_bias=decoder_bias)
+    return objective(
+        params,
+        stats.mean,
+        stats.cov,
+        beta,
+        decoder_bias=decoder_bias,
+        encoder_offset=encoder_offset,
+    )
 
 
 def gradients(params, cov, beta):

@@ -13,8 +13,9 @@ For data covariance :math:`S` and :math:`\beta > 0` the optimum solves
 
 import numpy as np
 
+from .._checks import as_beta, as_float_array, as_latent_size
+from ._spectrum import as_spectrum
 from ._types import LinearVAEParams
-from ._validation import as_beta, as_float_array, as_latent_size, as_spectrum
 
 
 def _check_decoder(D):
@@ -85,9 +86,23 @@ def _check_rotation(rotation, k):
     return R
 
 
-def _active_scales(eigvals, k, beta):
-    """``max(0, λ_i - β)^{1/2}`` for the top k eigenvalues, shape (k,)."""
-    return np.sqrt(np.maximum(eigvals[:k] - beta, 0.0))
+def _top_k(spec, k):
+    """The top-k eigenvalues (k,) and eigenvectors (d, k), zero-padded when k > d.
+
+    A latent beyond the data dimension has nothing to encode: at the optimum it is
+    collapsed (zero decoder column, zero encoder row, ``c = 1``), which the padding gives.
+    """
+    d = spec.eigvals.shape[0]
+    if k <= d:
+        return spec.eigvals[:k], spec.eigvecs[:, :k]
+    eigvals = np.concatenate([spec.eigvals, np.zeros(k - d)])
+    eigvecs = np.concatenate([spec.eigvecs, np.zeros((d, k - d))], axis=1)
+    return eigvals, eigvecs
+
+
+def _active_scales(eigvals, beta):
+    """``max(0, λ_i - β)^{1/2}`` for the given (top-k) eigenvalues, shape (k,)."""
+    return np.sqrt(np.maximum(eigvals - beta, 0.0))
 
 
 def decoder_optimum(cov, k, beta, rotation=None):
@@ -98,7 +113,7 @@ def decoder_optimum(cov, k, beta, rotation=None):
     cov : array_like of shape (d, d), or Spectrum
         Data covariance or its spectrum.
     k : int
-        Latent size, ``1 <= k <= d``.
+        Latent size, ``k >= 1``; latents beyond ``d`` are collapsed (zero columns).
     beta : float
         β > 0.
     rotation : array_like of shape (k, k), optional
@@ -111,10 +126,11 @@ def decoder_optimum(cov, k, beta, rotation=None):
         equally good bases.
     """
     spec = as_spectrum(cov)
-    k = as_latent_size(k, spec.eigvals.shape[0])
+    k = as_latent_size(k)
     beta = as_beta(beta)
     R = _check_rotation(rotation, k)
-    D = spec.eigvecs[:, :k] * _active_scales(spec.eigvals, k, beta)  # eq. 23, R = I
+    eigvals, U = _top_k(spec, k)
+    D = U * _active_scales(eigvals, beta)  # eq. 23, R = I
     return D if R is None else D @ R
 
 
@@ -126,7 +142,7 @@ def optimum(cov, k, beta, rotation=None):
     cov : array_like of shape (d, d), or Spectrum
         Data covariance (maximum likelihood) or its spectrum.
     k : int
-        Latent size, ``1 <= k <= d``.
+        Latent size, ``k >= 1``; latents beyond ``d`` are collapsed (zero columns).
     beta : float
         β > 0.
     rotation : array_like of shape (k, k), optional
@@ -143,15 +159,15 @@ def optimum(cov, k, beta, rotation=None):
     Raises
     ------
     TypeError, ValueError
-        If ``cov`` is not a symmetric PSD matrix, ``k`` not in ``1..d``, ``beta`` not
+        If ``cov`` is not a symmetric PSD matrix, ``k`` not an integer >= 1, ``beta`` not
         finite and > 0, or ``rotation`` not a (k, k) orthogonal matrix.
     """
     spec = as_spectrum(cov)
-    k = as_latent_size(k, spec.eigvals.shape[0])
+    k = as_latent_size(k)
     beta = as_beta(beta)
     R = _check_rotation(rotation, k)
-    U = spec.eigvecs[:, :k]
-    scales = _active_scales(spec.eigvals, k, beta)  # singular values of D*
+    eigvals, U = _top_k(spec, k)
+    scales = _active_scales(eigvals, beta)  # singular values of D*
     # With D = U diag(s) R: (DᵀD + βI)⁻¹Dᵀ = Rᵀ diag(s / (s² + β)) Uᵀ exactly (eq. 22),
     # and diag(DᵀD)_j = Σ_i R_ij² s_i² (eq. 21); no linear solve is needed.
     D = U * scales
@@ -163,3 +179,44 @@ def optimum(cov, k, beta, rotation=None):
         column_norms = (R**2).T @ column_norms
     c = beta / (column_norms + beta)
     return LinearVAEParams(E=E, c=c, D=D)
+
+
+def best_response(D, beta, bias_gap=None):
+    r"""The best encoder, posterior variance and encoder offset for a fixed decoder.
+
+    .. math::
+
+        \min_{E,\ t,\ c > 0}\ \mathcal{L}_\beta(E, t, c \mid D, b),\qquad
+        E^\star = A^{-1} D^\top\ (\text{eq. 22}),\quad
+        t^\star = A^{-1} D^\top (m - b),\quad
+        c^\star = \beta / (\operatorname{diag}(D^\top D) + \beta)\ (\text{eq. 21}),
+
+    with ``A = DᵀD + βI``: the loss is a convex quadratic in ``(E, t)`` (the posterior
+    mean is ``E(x − m) + t``) plus a separable strictly convex function of ``c``.
+
+    Parameters
+    ----------
+    D : array_like of shape (d, k)
+        Decoder weight.
+    beta : float
+        β > 0.
+    bias_gap : array_like of shape (d,), optional
+        ``r = m − b``, the data mean minus the decoder bias; 0 by default.
+
+    Returns
+    -------
+    params : LinearVAEParams
+        ``E*`` (k, d) of eq. 22, ``c*`` (k,) of eq. 21, and ``D``.
+    offset : ndarray of shape (k,)
+        ``t* = A⁻¹Dᵀ r``, the minimiser of ``½β‖t‖² + ½‖r − D t‖²`` (0 when ``r = 0``).
+    """
+    D = _check_decoder(D)
+    beta = as_beta(beta)
+    d, k = D.shape
+    r = np.zeros(d) if bias_gap is None else as_float_array(bias_gap, "bias_gap", ndim=1)
+    if r.shape != (d,):
+        raise ValueError(f"bias_gap must have shape ({d},) to match D, got {r.shape}")
+    A = D.T @ D + beta * np.eye(k)
+    solution = np.linalg.solve(A, np.column_stack([D.T, D.T @ r]))  # eq. 22
+    E, offset = solution[:, :-1], solution[:, -1]
+    return LinearVAEParams(E, covariance_optimum(D, beta), D), offset

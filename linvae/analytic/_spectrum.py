@@ -3,9 +3,9 @@
 import numpy as np
 import scipy.linalg
 
+from .._checks import as_covariance, as_float_array, check_psd, psd_tolerance
 from ._moments import _resolve_device
 from ._types import Spectrum
-from ._validation import as_covariance, psd_tolerance
 
 
 def _eigh(cov, device):
@@ -44,15 +44,10 @@ def spectrum(cov, *, device=None):
         If ``cov`` is not square, not symmetric, holds NaN/inf, or has an eigenvalue below
         ``-1e6 · eps · max|λ|`` (it must be symmetric positive semidefinite).
     """
+    dtype = getattr(cov, "dtype", np.float64)
     cov = as_covariance(cov)
     eigvals, eigvecs = _eigh(cov, _resolve_device(device))
-    tolerance = psd_tolerance(eigvals)
-    if eigvals[0] < -tolerance:
-        raise ValueError(
-            "cov must be symmetric positive semidefinite, got an eigenvalue "
-            f"{eigvals[0]:.6g} below the round-off cutoff -{tolerance:.3g}"
-        )
-    eigvals = np.where(eigvals < 0, 0.0, eigvals)
+    eigvals = check_psd(eigvals, "cov", dtype)
     order = np.arange(eigvals.shape[0])[::-1]
     return Spectrum(eigvals[order].copy(), eigvecs[:, order].copy())
 
@@ -60,3 +55,33 @@ def spectrum(cov, *, device=None):
 def rank(spectrum_):
     """Numerical rank: the number of eigenvalues above the round-off cutoff."""
     return int(np.count_nonzero(spectrum_.eigvals > psd_tolerance(spectrum_.eigvals)))
+
+
+#: How far from orthonormal a Spectrum's eigenvectors may be: ``max |VᵀV − I|``.
+ORTHONORMAL_TOLERANCE = 1e-8
+
+
+def as_spectrum(spectrum_like, name="cov"):
+    """A ``Spectrum`` passed through after checks, or a covariance decomposed by :func:`spectrum`.
+
+    A given ``Spectrum`` must have eigenvalues descending and >= 0, and orthonormal
+    eigenvectors of matching shape (``max |VᵀV − I| <= 1e-8``): any other pair describes
+    a different covariance, and the optimum built from it would be wrong.
+    """
+    if not isinstance(spectrum_like, Spectrum):
+        return spectrum(spectrum_like)
+    eigvals = as_float_array(spectrum_like.eigvals, f"{name}.eigvals", ndim=1)
+    eigvecs = as_float_array(spectrum_like.eigvecs, f"{name}.eigvecs", ndim=2)
+    d = eigvals.shape[0]
+    if eigvecs.shape != (d, d):
+        raise ValueError(
+            f"{name}.eigvecs must have shape ({d}, {d}) to match eigvals, got {eigvecs.shape}"
+        )
+    if np.any(np.diff(eigvals) > 0):
+        raise ValueError(f"{name}.eigvals must be in descending order")
+    if np.any(eigvals < 0):
+        raise ValueError(f"{name}.eigvals must be >= 0, got {eigvals.min()}")
+    departure = float(np.max(np.abs(eigvecs.T @ eigvecs - np.eye(d))))
+    if departure > ORTHONORMAL_TOLERANCE:
+        raise ValueError(f"{name}.eigvecs must be orthonormal, got max |VᵀV − I| = {departure:.3g}")
+    return Spectrum(eigvals, eigvecs)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from linvae._checks import as_beta, as_float_array, as_positive
 from linvae.analytic import Moments, Terms, objective, spectrum
-from linvae.analytic._validation import as_beta, as_float_array
 
 from ._geometry import Geometry, decoder_geometry
 from ._split import split_excess
@@ -208,8 +208,7 @@ def _as_moments(moments):
 
 
 def _as_tol(tol):
-    tol = as_beta(tol, "tol")
-    return tol
+    return as_positive(tol, "tol")
 
 
 def _statuses(latent_rates, column_norms, spec, beta, tol):

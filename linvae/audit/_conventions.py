@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numbers
 
-from linvae.analytic._validation import as_beta
+from linvae._checks import as_beta
 
 RECONSTRUCTIONS = ("sum", "mean")
 KL_REDUCTIONS = ("sum", "mean")

@@ -28,10 +28,14 @@ from typing import NamedTuple
 import numpy as np
 import scipy.special
 
+from linvae._checks import as_beta, as_float_array
 from linvae.analytic import LinearVAEParams, Moments, moments
-from linvae.analytic._validation import as_beta, as_float_array
 
 from ._audit import STATUS_TOLERANCE, _as_moments, _as_tol, build_audit
+
+
+class NotLinearError(TypeError):
+    """A model outside the linear-Gaussian family (a non-linear layer, or not affine)."""
 
 
 class AffineVAE(NamedTuple):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from linvae.analytic._validation import as_betas
+from linvae._checks import as_betas
 
 from ._audit import STATUS_TOLERANCE
 from ._model import AffineVAE, audit_model

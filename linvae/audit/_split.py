@@ -33,9 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from linvae.analytic import LinearVAEParams, Terms, rate_distortion
-
-from ._objective import best_encoder, objective_with_offset
+from linvae.analytic import Terms, best_response, objective_terms, rate_distortion
 
 
 class ExcessSplit(NamedTuple):
@@ -87,16 +85,14 @@ def split_excess(E, t, c_mean, log_c_mean, D, b, mean, cov, spec, beta):
     k = E.shape[0]
     d = mean.shape[0]
     # L₀: c enters linearly except through −Σ log c, whose data average is Σ log_c_mean.
-    at_mean_variance = objective_with_offset(LinearVAEParams(E, c_mean, D), mean, cov, beta, b, t)
+    at_mean_variance = objective_terms(E, c_mean, D, mean, cov, beta, b, t)
     rate = at_mean_variance.rate + 0.5 * float(np.sum(np.log(c_mean) - log_c_mean))
     loss = Terms(rate, at_mean_variance.distortion, at_mean_variance.distortion + beta * rate)
 
     gap = mean - b
-    best, t_star = best_encoder(D, beta, gap)
-    best_loss = objective_with_offset(best, mean, cov, beta, b, t_star).loss  # L₁
-    at_data_mean = objective_with_offset(
-        LinearVAEParams(*best), mean, cov, beta, mean, np.zeros(k)
-    ).loss  # L₂: t* = 0 when b = m
+    best, t_star = best_response(D, beta, gap)  # eqs. 21–22
+    best_loss = objective_terms(*best, mean, cov, beta, b, t_star).loss  # L₁
+    at_data_mean = objective_terms(*best, mean, cov, beta, mean).loss  # L₂: t* = 0 when b = m
 
     curve = rate_distortion(spec.eigvals, min(k, d), beta)
     optimum = Terms(float(curve.rate[0]), float(curve.distortion[0]), float(curve.loss[0]))

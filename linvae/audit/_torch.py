@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import torch
 
-from ._model import AffineVAE
+from ._model import AffineVAE, NotLinearError
 
 #: torch.nn leaf modules that are affine: linear layers and identity or shape-only modules.
 #: Every other torch.nn leaf (activations, normalisation, dropout, convolutions, ...) is
@@ -23,10 +23,6 @@ _LINEAR_LEAVES = ("Linear", "Identity", "Flatten")
 # A verified map may differ from the identified one by round-off only: this many float64
 # epsilons of the largest output or weight product.
 _VERIFY_ULPS = 1e6
-
-
-class NotLinearError(TypeError):
-    """A module outside the linear-Gaussian family (a non-linear layer, or not affine)."""
 
 
 def check_linear_modules(module, name):

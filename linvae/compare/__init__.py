@@ -1,29 +1,54 @@
 """Train one MR-VAE and β-VAE baselines, evaluate them exactly, report against the optimum.
 
-``python -m linvae.compare --help`` lists the flags; :func:`run` and :func:`regenerate`
-are the same two paths from Python.
+A library with a thin command line (``python -m linvae.compare``)::
+
+    from linvae.compare import CompareConfig, run_comparison, save_run
+    comparison = run_comparison(CompareConfig(steps=2000))
+    comparison.excess           # the MR-VAE's excess over the optimum at each β
 
 Modules
 -------
+config
+    :class:`CompareConfig`, the one home of every default, and the evaluation grids.
+training
+    :func:`train_models`: the MR-VAE and the β-VAEs of a config.
 evaluate
-    Exact rate, distortion, loss and excess of trained models; response functions.
+    Exact rate, distortion, loss and excess of trained models; response functions; floors.
 report
-    The strict JSON report, atomic writes, the Markdown summary.
+    :func:`build_report` (report.json) and the Markdown rendered from it.
 figures
-    The rate-distortion plane, the excess loss, the response functions.
+    The figures, rendered from report.json.
+run_folder
+    :func:`save_run` and :func:`load_run`: the files of a run and how they are read back.
+comparison
+    :func:`run_comparison` (data → training → evaluation → report) and :func:`reevaluate`.
 cli
-    The command line.
+    The command line: flags → CompareConfig → run folder.
 """
 
-from .cli import main, regenerate, run
+from .comparison import Comparison, reevaluate, run_comparison
+from .config import CompareConfig, evaluation_grid, full_grid
 from .evaluate import BelowOptimumError, evaluate_model, exact_terms, excess_loss
+from .report import build_report
+from .run_folder import Run, RunFolderError, load_run, save_run
+from .training import TrainedModels, train_models
 
 __all__ = [
     "BelowOptimumError",
+    "CompareConfig",
+    "Comparison",
+    "Run",
+    "RunFolderError",
+    "TrainedModels",
+    "build_report",
     "evaluate_model",
+    "evaluation_grid",
     "exact_terms",
     "excess_loss",
-    "main",
-    "regenerate",
-    "run",
+    "full_grid",
+    "load_run",
+    "reevaluate",
+    "run_comparison",
+    "save_run",
+    "train_models",
 ]

@@ -13,11 +13,11 @@ import numpy as np
 
 from linvae.analytic import (
     Terms,
+    as_spectrum,
     covariance_optimum,
     decoder_optimum,
     objective,
     rate_distortion,
-    spectrum,
 )
 from linvae.mrvae.model import LinearMRVAE
 
@@ -45,19 +45,17 @@ def exact_terms(model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarr
     Returns
     -------
     Terms
-        From :func:`linvae.analytic.objective` with ``model.params_at(β)``. The posterior
-        mean of the model is ``E(x − m) + t`` with ``t = t_FiLM(β) + E(m − input_mean)``; an
-        offset ``t`` is the same, for the distortion, as a decoder bias ``b + D t``, and adds
-        ``½‖t‖²`` to the rate (eq. 14), which is added here. Without FiLM gates and with
-        ``input_mean`` equal to ``mean``, ``t = 0``.
+        :func:`linvae.analytic.objective` of ``model.params_at(β)`` with the model's decoder
+        bias and encoder offset: its posterior mean is ``E(x − m) + t`` with
+        ``t = t_FiLM(β) + E(m − input_mean)`` (``t = 0`` without FiLM gates when
+        ``input_mean`` is the data mean).
     """
     params = model.params_at(beta)
     input_mean = model.input_mean.detach().cpu().double().numpy()
     offset = model.latent_offset(beta) + params.E @ (mean - input_mean)
-    bias = model.decoder_bias(beta) + params.D @ offset
-    terms = objective(params, mean, cov, beta, decoder_bias=bias)
-    rate = terms.rate + 0.5 * float(offset @ offset)
-    return Terms(rate, terms.distortion, terms.distortion + beta * rate)
+    return objective(
+        params, mean, cov, beta, decoder_bias=model.decoder_bias(beta), encoder_offset=offset
+    )
 
 
 def evaluate_model(model: LinearMRVAE, mean, cov, betas) -> dict[str, np.ndarray]:
@@ -100,7 +98,7 @@ def response_functions(model: LinearMRVAE, cov, k: int, betas) -> dict[str, np.n
         in ascending order; ``analytic_variances``: C*(β) = β (diag(D*ᵀD*) + β)⁻¹ (eq. 21)
         at the joint optimum (R = I), ascending.
     """
-    spec = spectrum(cov)
+    spec = as_spectrum(cov)
     out = {
         name: []
         for name in (
@@ -122,8 +120,11 @@ def response_functions(model: LinearMRVAE, cov, k: int, betas) -> dict[str, np.n
 
 
 def analytic_curve(cov, k: int, betas) -> dict[str, np.ndarray]:
-    """The optimum's ``rate``, ``distortion`` and ``loss`` at each β (reverse water-filling)."""
-    curve = rate_distortion(spectrum(cov).eigvals, k, np.asarray(betas, dtype=np.float64))
+    """The optimum's ``rate``, ``distortion`` and ``loss`` at each β (reverse water-filling).
+
+    ``cov`` is a covariance or its :class:`~linvae.analytic.Spectrum`.
+    """
+    curve = rate_distortion(as_spectrum(cov).eigvals, k, np.asarray(betas, dtype=np.float64))
     return {"rate": curve.rate, "distortion": curve.distortion, "loss": curve.loss}
 
 
@@ -159,7 +160,7 @@ def representation_floors(config: dict, cov, k: int, betas, excess, which: str) 
     """
     if which == "none":
         return {}
-    from linvae.audit.floor import representation_floor
+    from linvae.mrvae.floor import representation_floor
 
     families = {"model": {key: config[key] for key in PAPER_GATES}}
     if which == "paper":

@@ -76,14 +76,12 @@ def excess_figure(report: dict) -> Figure:
     return figure
 
 
-def floor_figure(report: dict) -> Figure | None:
+def floor_figure(report: dict) -> Figure:
     """Excess = representation floor + optimisation part, against β (log axes, clipped at 1e-8).
 
-    None when the report has no floor (``--floor none``).
+    Only for a report with a floor (not ``--floor none``).
     """
     mrvae = report["mrvae"]
-    if "floor" not in mrvae:
-        return None
     clip = 1e-8
     betas = np.asarray(report["betas"])
     figure = Figure(figsize=(5.5, 4.0))
@@ -157,17 +155,18 @@ _DRAWERS = {
 }
 
 
+def figure_files(report: dict, formats=("png",)) -> dict:
+    """The figures a report has, as ``{name: {fmt: file name}}`` (the floor's only with a floor)."""
+    names = [name for name in _DRAWERS if name != "floor" or "floor" in report["mrvae"]]
+    return {name: {fmt: f"{name}.{fmt}" for fmt in formats} for name in names}
+
+
 def write_figures(report: dict, out_dir, formats=("png",)) -> dict:
     """Draw every figure into ``out_dir`` in each format; returns ``{name: {fmt: file name}}``."""
     out_dir = Path(out_dir)
-    written = {}
-    for name, draw in _DRAWERS.items():
-        figure = draw(report)
-        if figure is None:
-            continue
-        written[name] = {}
-        for fmt in formats:
-            file_name = f"{name}.{fmt}"
+    files = figure_files(report, formats)
+    for name, by_format in files.items():
+        figure = _DRAWERS[name](report)
+        for fmt, file_name in by_format.items():
             write_figure(figure, out_dir / file_name, fmt, dpi=110, bbox_inches="tight")
-            written[name][fmt] = file_name
-    return written
+    return files

@@ -1,19 +1,26 @@
-"""The comparison report: a strict JSON serialiser, atomic files, and the Markdown summary.
+"""The comparison report: built from the trained models by exact evaluation, then rendered.
 
-The JSON report is the record; the Markdown report and the figures are rendered from it
-alone (so ``--from-run`` can regenerate them). The serialiser accepts only JSON's own types
-and numpy numbers and arrays; anything else raises TypeError instead of being turned into
-a string, and NaN or infinity raise ValueError.
+The JSON report (:func:`build_report`) is the record; the Markdown report and the figures
+are rendered from it alone, so a run folder can be re-rendered without its models. It is
+written by :mod:`linvae._io`'s strict serialiser: only JSON's own types and numpy numbers and
+arrays, no NaN or infinity.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from pathlib import Path
 
 import numpy as np
 
+import linvae
 from linvae import _io
+
+from . import evaluate
+from .config import CompareConfig
+from .training import TrainedModels, train_config
 
 #: Keys every report.json has (issue 4).
 REQUIRED_KEYS = (
@@ -49,6 +56,123 @@ def versions() -> dict:
     return _io.versions(torch=True)
 
 
+def _finite_or_none(value: float):
+    return value if math.isfinite(value) else None
+
+
+def build_report(
+    models: TrainedModels,
+    stats,
+    info,
+    config: CompareConfig,
+    grid,
+    *,
+    grid_note: str,
+    device: str,
+    spectrum=None,
+) -> dict:
+    """The report.json content: the exact evaluation of every model, never sampled.
+
+    Parameters
+    ----------
+    models : TrainedModels
+    stats : Moments
+        The data's mean (d,) and covariance (d, d).
+    info : DatasetInfo
+    config : CompareConfig
+        Recorded whole under ``"config"``; the resolved training settings under
+        ``"training"``.
+    grid : ndarray of shape (m,)
+        The evaluation grid of β.
+    grid_note : str
+        Which grid it is and why (:func:`linvae.compare.config.evaluation_grid`).
+    device : str
+        The device the models were trained on.
+    spectrum : Spectrum, optional
+        Of ``stats.cov``; computed when not given.
+
+    Returns
+    -------
+    dict
+        JSON-ready (numpy arrays allowed); ``summary`` holds the headline numbers.
+    """
+    from linvae.analytic import as_spectrum
+
+    k = config.latent
+    mean, cov = stats.mean, stats.cov
+    spec = as_spectrum(cov if spectrum is None else spectrum)
+    betas = np.asarray(grid, dtype=np.float64)
+    analytic = evaluate.analytic_curve(spec, k, betas)
+    mr = evaluate.evaluate_model(models.mrvae, mean, cov, betas)
+    mr["excess"] = evaluate.excess_loss(mr["loss"], analytic["loss"])
+    result = models.mrvae_result
+    mr_report = {
+        **mr,
+        "train_seconds": result.seconds,
+        "steps": result.steps,
+        "final_train_loss": _finite_or_none(result.final_loss),
+        "interrupted": result.interrupted,
+        "config": models.mrvae.config(),
+        "response": evaluate.response_functions(models.mrvae, spec, k, betas),
+    }
+    floors = evaluate.representation_floors(
+        models.mrvae.config(), spec, k, betas, mr["excess"], config.floor
+    )
+    if "model" in floors:
+        mr_report["floor"] = floors["model"]
+    if "paper" in floors:
+        mr_report["paper_floor"] = floors["paper"]
+    baseline_reports = []
+    if models.baselines:
+        own = np.array([baseline.beta for baseline in models.baselines])
+        optimum_own = evaluate.analytic_curve(spec, k, own)
+        mr_own = evaluate.evaluate_model(models.mrvae, mean, cov, own)
+        mr_report["at_baseline_betas"] = {
+            "betas": own,
+            "excess": evaluate.excess_loss(mr_own["loss"], optimum_own["loss"]),
+        }
+        for baseline, optimum_loss in zip(models.baselines, optimum_own["loss"], strict=True):
+            terms = evaluate.exact_terms(baseline.model, baseline.beta, mean, cov)
+            baseline_reports.append(
+                {
+                    "beta": baseline.beta,
+                    "rate": terms.rate,
+                    "distortion": terms.distortion,
+                    "loss": terms.loss,
+                    "excess": float(evaluate.excess_loss([terms.loss], [optimum_loss])[0]),
+                    "train_seconds": baseline.result.seconds,
+                    "steps": baseline.result.steps,
+                    "final_train_loss": _finite_or_none(baseline.result.final_loss),
+                }
+            )
+    report = {
+        "linvae_version": linvae.__version__,
+        "versions": versions(),
+        "git_revision": _io.git_revision(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config.to_dict(),
+        "dataset": {
+            "name": info.name,
+            "n": info.n,
+            "d": info.d,
+            "source": info.source,
+            "argument": config.dataset,
+        },
+        "latent": k,
+        "betas": betas,
+        "grid": grid_note,
+        "analytic": analytic,
+        "mrvae": mr_report,
+        "beta_vae": baseline_reports,
+        "training": train_config(config, info.n).to_dict(),
+        "device": device,
+        "seed": config.seed,
+        "partial": bool(models.interrupted),
+    }
+    report["summary"] = summarise(report)
+    return report
+
+
 def summarise(report: dict) -> dict:
     """Largest and mean excess of the MR-VAE (grid) and of the β-VAEs (own β), and times."""
     mrvae = report["mrvae"]
@@ -75,6 +199,13 @@ def _fmt(value, digits=4):
     return "—" if value is None else f"{value:.{digits}g}"
 
 
+def _threads_and_compile(report: dict) -> str:
+    config = report.get("config")
+    if not config:
+        return ""
+    return f" ({config['threads']} torch thread(s), compile `{config['compile']}`)"
+
+
 def render_markdown(report: dict) -> str:
     """The human summary of a report.json, with its figures embedded (rendered from JSON only)."""
     s = report["summary"]
@@ -95,7 +226,8 @@ def render_markdown(report: dict) -> str:
         f"- Data: **{data['name']}**, n = {data['n']}, d = {data['d']}; latent k = "
         f"{report['latent']}.",
         f"- Grid: {len(betas)} values of β from {_fmt(betas[0])} to {_fmt(betas[-1])} "
-        "(log-spaced); losses in nats per example, distortion including d/2·log 2π.",
+        f"({report.get('grid', 'log-spaced')}); losses in nats per example, distortion "
+        "including d/2·log 2π.",
         f"- Training: objective `{train['objective']}`, {train['steps']} steps per model, batch "
         f"{train['batch_size']}, Adam lr {_fmt(train['lr'])} with {train['warmup_fraction']:.0%} "
         f"warm-up and cosine decay; MR-VAE β ~ logUniform{tuple(train['beta_range'])} per "
@@ -104,8 +236,8 @@ def render_markdown(report: dict) -> str:
         f"{report['mrvae']['config']['decoder_gate']} (encoder / covariance / decoder), "
         f"gate input {report['mrvae']['config']['gate_input']}, hidden width "
         f"{report['mrvae']['config']['hidden']}.",
-        f"- Device `{report['device']}`, seed {report['seed']}, linvae {report['linvae_version']}"
-        f" (git {report.get('git_revision') or 'unknown'}).",
+        f"- Device `{report['device']}`{_threads_and_compile(report)}, seed {report['seed']}, "
+        f"linvae {report['linvae_version']} (git {report.get('git_revision') or 'unknown'}).",
         "",
         "## Excess loss over the analytic optimum",
         "",

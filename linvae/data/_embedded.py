@@ -7,8 +7,8 @@ Both are read from files installed with scikit-learn (``sklearn/datasets/data`` 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._checks import subset_rows
 from ._info import DatasetInfo
+from ._subset import subset_rows
 
 DIGITS_SCALE = 16.0
 PIXEL_SCALE = 255.0

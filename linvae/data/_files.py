@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._checks import subset_rows
 from ._info import DatasetInfo
+from ._subset import subset_rows
 
 SUPPORTED_FILES = ".npy, .npz, IDX (*-ubyte, *.idx) and gzipped IDX (*-ubyte.gz, *.idx.gz)"
 PIXEL_SCALE = 255.0

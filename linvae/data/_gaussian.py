@@ -1,10 +1,8 @@
 """Synthetic Gaussian data whose sample moments equal the population moments exactly."""
 
-import numbers
-
 import numpy as np
 
-from ._checks import as_seed
+from .._checks import as_float_array, as_int, as_seed
 from ._info import DatasetInfo
 
 DEFAULT_GAUSSIAN_COUNT = 1000
@@ -16,16 +14,9 @@ DEFAULT_GAUSSIAN_EIGVALS = np.logspace(1.0, -2.0, 16)
 
 def _as_eigvals(eigvals):
     """``eigvals`` as a 1-D finite float64 array of values >= 0."""
-    if isinstance(eigvals, (str, bytes)):
-        raise TypeError(f"eigvals must be an array of real numbers, got {type(eigvals).__name__}")
-    array = np.asarray(eigvals)
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(f"eigvals must be an array of real numbers, got dtype {array.dtype}")
-    array = array.astype(np.float64)
+    array = as_float_array(eigvals, "eigvals")
     if array.ndim != 1 or array.size == 0:
         raise ValueError(f"eigvals must be a non-empty 1-D array, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"eigvals must be finite, got {array[~np.isfinite(array)][0]}")
     if np.any(array < 0):
         raise ValueError(f"eigvals must be >= 0, got {array[array < 0][0]}")
     return array
@@ -35,16 +26,9 @@ def _as_mean(mean, d):
     """``mean`` as a finite float64 array of shape (d,); None gives zeros."""
     if mean is None:
         return np.zeros(d)
-    if isinstance(mean, (str, bytes)):
-        raise TypeError(f"mean must be an array of real numbers, got {type(mean).__name__}")
-    array = np.asarray(mean)
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise TypeError(f"mean must be an array of real numbers, got dtype {array.dtype}")
-    array = array.astype(np.float64)
+    array = as_float_array(mean, "mean")
     if array.shape != (d,):
         raise ValueError(f"mean must have shape ({d},) to match eigvals, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"mean must be finite, got {array[~np.isfinite(array)][0]}")
     return array
 
 
@@ -102,14 +86,12 @@ def gaussian_data(n, eigvals, mean=None, seed=0):
     d = eigvals.shape[0]
     mean = _as_mean(mean, d)
     seed = as_seed(seed)
-    if isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)):
-        raise TypeError(f"n must be an integer, got {type(n).__name__}")
+    n = as_int(n, "n")
     if n < d + 1:
         raise ValueError(
             f"n must be at least d + 1 = {d + 1} for an exact covariance of dimension d={d}, "
             f"got n={n}"
         )
-    n = int(n)
     rng = np.random.default_rng(seed)
     V = haar_orthogonal(d, rng)
     Z = rng.standard_normal((n, d))

@@ -2,7 +2,7 @@
 
 import os
 
-from ._checks import as_count, as_patch_size, as_seed
+from .._checks import as_int, as_seed
 from ._embedded import digits, patches
 from ._files import SUPPORTED_FILES, load_file, looks_like_path
 from ._gaussian import gaussian
@@ -60,8 +60,8 @@ def load(name="digits", *, n=None, seed=0, patch_size=28, eigvals=None, mean=Non
         ``DataFileNotFoundError``, a subclass of both FileNotFoundError and ValueError.
     """
     seed = as_seed(seed)
-    n = as_count(n)
-    patch_size = as_patch_size(patch_size)
+    n = as_int(n, "n", minimum=2, optional=True)
+    patch_size = as_int(patch_size, "patch_size", minimum=1)
     if not isinstance(name, (str, os.PathLike)):
         raise TypeError(
             f"name must be a data set name or a file path (str or os.PathLike), "

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analytic import Moments
-from ..analytic._moments import DEFAULT_CHUNK_SIZE, _check_chunk_size, moments_of_chunks
+from .._checks import as_int
+from ..analytic import DEFAULT_CHUNK_SIZE, Moments, moments_of_chunks
 from ._files import (
     PIXEL_SCALE,
     SUPPORTED_FILES,
@@ -137,7 +137,7 @@ def file_moments(path, *, chunk_size=DEFAULT_CHUNK_SIZE, device=None, progress=F
         than two rows. A missing file raises ``DataFileNotFoundError``.
     """
     path = Path(os.fspath(path))
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = as_int(chunk_size, "chunk_size", minimum=1)
     if not path.exists():
         raise DataFileNotFoundError(2, "no such data file", str(path))
     total, row_shape, dtype, blocks = _open_rows(path, chunk_size)

@@ -36,6 +36,8 @@ import math
 import torch
 from torch import nn
 
+from linvae._checks import as_beta_range, as_choice, as_int
+
 #: The activations a gate accepts.
 ACTIVATIONS = ("sigmoid", "sqrt", "hinge", "film", "none")
 
@@ -138,9 +140,8 @@ def gate_input_affine(
     (float, float)
         ``(center, scale)``.
     """
-    if gate_input not in GATE_INPUTS:
-        raise ValueError(f"gate_input must be one of {GATE_INPUTS}, got {gate_input!r}")
-    lo, hi = _validate_beta_range(beta_range)
+    as_choice(gate_input, "gate_input", GATE_INPUTS)
+    lo, hi = as_beta_range(beta_range)
     if gate_input == "log_beta":
         return 0.0, 1.0
     log_lo, log_hi = math.log(lo), math.log(hi)
@@ -157,7 +158,7 @@ def _initial_lines(activation, trend, beta_range, features, stagger):
     The initial pre-activation is x(η) = slope (η − anchor) + offset: the anchor is where a
     sigmoid gate is ½, a hinge gate reaches 1 and a sqrt gate nearly closes (offset −0.1).
     """
-    lo, hi = _validate_beta_range(beta_range)
+    lo, hi = as_beta_range(beta_range)
     log_lo, log_hi = math.log(lo), math.log(hi)
     mid = (log_lo + log_hi) / 2.0
     if trend == "flat" or activation == "film":
@@ -178,18 +179,6 @@ def _initial_lines(activation, trend, beta_range, features, stagger):
     else:
         anchors = torch.full((features,), mid, dtype=torch.float64)
     return torch.full((features,), slope, dtype=torch.float64), slope * (mid - anchors) + offset
-
-
-def _validate_beta_range(beta_range) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in beta_range)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"beta_range must be a pair of floats (lo, hi), got {beta_range!r}"
-        ) from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo < hi):
-        raise ValueError(f"beta_range must satisfy 0 < lo < hi (finite), got ({lo}, {hi})")
-    return lo, hi
 
 
 class Gate(nn.Module):
@@ -246,13 +235,9 @@ class Gate(nn.Module):
         stagger: bool = False,
     ) -> None:
         super().__init__()
-        if trend not in TRENDS:
-            raise ValueError(f"trend must be one of {TRENDS}, got {trend!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        if isinstance(features, bool) or not isinstance(features, int) or features < 1:
-            raise ValueError(f"features must be a positive int, got {features!r}")
-        self.features = features
+        as_choice(trend, "trend", TRENDS)
+        as_choice(activation, "activation", ACTIVATIONS)
+        self.features = as_int(features, "features", minimum=1)
         self.activation = activation
         self.gate_input = gate_input
         center, scale = gate_input_affine(gate_input, beta_range)
@@ -262,7 +247,7 @@ class Gate(nn.Module):
             return
         slope, value_at_mid = _initial_lines(activation, trend, beta_range, features, stagger)
         # x(η) = slope (η − η_mid) + value_at_mid = w (η − center)/scale + b
-        mid = sum(math.log(v) for v in _validate_beta_range(beta_range)) / 2.0
+        mid = sum(math.log(v) for v in as_beta_range(beta_range)) / 2.0
         self.weight = nn.Parameter((slope * scale).to(dtype))
         self.bias = nn.Parameter((value_at_mid + slope * (center - mid)).to(dtype))
         if activation == "film":

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from linvae._checks import as_beta, as_beta_range, as_choice, as_int, as_latent_size, as_seed
 from linvae.analytic import LinearVAEParams
 
 from .gates import ACTIVATIONS, DEFAULT_BETA_RANGE, GATE_INPUTS, Gate
@@ -60,18 +61,6 @@ class GateValues(NamedTuple):
     encoder2_shift: torch.Tensor | None
     decoder1_shift: torch.Tensor | None
     decoder2_shift: torch.Tensor | None
-
-
-def _check_size(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _check_activation(value, name, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
 
 
 class LinearMRVAE(nn.Module):
@@ -131,19 +120,16 @@ class LinearMRVAE(nn.Module):
         staggered: bool = True,
     ) -> None:
         super().__init__()
-        self.d = _check_size(d, "d")
-        self.k = _check_size(k, "k")
-        self.hidden = self.k if hidden is None else _check_size(hidden, "hidden")
-        self.encoder_gate = _check_activation(encoder_gate, "encoder_gate", ACTIVATIONS)
-        self.decoder_gate = _check_activation(decoder_gate, "decoder_gate", ACTIVATIONS)
-        self.covariance_gate = _check_activation(
-            covariance_gate, "covariance_gate", COVARIANCE_ACTIVATIONS
-        )
-        self.gate_input = _check_activation(gate_input, "gate_input", GATE_INPUTS)
+        self.d = as_int(d, "d", minimum=1)
+        self.k = as_latent_size(k)
+        self.hidden = self.k if hidden is None else as_int(hidden, "hidden", minimum=1)
+        self.encoder_gate = as_choice(encoder_gate, "encoder_gate", ACTIVATIONS)
+        self.decoder_gate = as_choice(decoder_gate, "decoder_gate", ACTIVATIONS)
+        self.covariance_gate = as_choice(covariance_gate, "covariance_gate", COVARIANCE_ACTIVATIONS)
+        self.gate_input = as_choice(gate_input, "gate_input", GATE_INPUTS)
         self.staggered = bool(staggered)
-        self.beta_range = (float(beta_range[0]), float(beta_range[1]))
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.beta_range = as_beta_range(beta_range)
+        seed = as_seed(seed)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
 
@@ -291,9 +277,7 @@ class LinearMRVAE(nn.Module):
         return E, torch.exp(g.log_variance), D, offset, bias
 
     def _at(self, beta) -> tuple[torch.Tensor, ...]:
-        beta = float(beta)
-        if not (np.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be finite and > 0, got {beta!r}")
+        beta = as_beta(beta)
         log_beta = torch.tensor([np.log(beta)], dtype=self.dtype, device=self.device)
         with torch.no_grad():
             return tuple(t[0] for t in self.matrices(log_beta))

@@ -17,10 +17,20 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from linvae._checks import (
+    as_beta,
+    as_beta_range,
+    as_choice,
+    as_fraction,
+    as_int,
+    as_positive,
+    as_seed,
+    resolve_device,
+)
 from linvae.analytic import moments as data_moments
 
 from ._compiled import compiled_step
-from .gates import DEFAULT_BETA_RANGE, _validate_beta_range
+from .gates import DEFAULT_BETA_RANGE
 from .model import LinearMRVAE
 from .objectives import exact_loss, sampled_loss
 
@@ -84,29 +94,19 @@ class TrainConfig:
     compile: str = "none"
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if not (0.0 <= self.warmup_fraction < 1.0):
-            raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if self.beta_sampling not in BETA_SAMPLINGS:
-            raise ValueError(
-                f"beta_sampling must be one of {BETA_SAMPLINGS}, got {self.beta_sampling!r}"
-            )
-        if self.compile not in COMPILE_MODES:
-            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {self.compile!r}")
-        object.__setattr__(self, "beta_range", _validate_beta_range(self.beta_range))
+        checked = {
+            "steps": as_int(self.steps, "steps", minimum=1),
+            "batch_size": as_int(self.batch_size, "batch_size", minimum=1),
+            "lr": as_positive(self.lr, "lr"),
+            "warmup_fraction": as_fraction(self.warmup_fraction, "warmup_fraction"),
+            "objective": as_choice(self.objective, "objective", OBJECTIVES),
+            "beta_sampling": as_choice(self.beta_sampling, "beta_sampling", BETA_SAMPLINGS),
+            "beta_range": as_beta_range(self.beta_range),
+            "seed": as_seed(self.seed),
+            "compile": as_choice(self.compile, "compile", COMPILE_MODES),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
     def to_dict(self) -> dict:
         """The settings as JSON builtins."""
@@ -136,31 +136,6 @@ class TrainResult:
     seconds: float
     interrupted: bool
     final_loss: float
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as given.
-
-    Raises
-    ------
-    ValueError
-        If the name is not a device, or CUDA is asked for and not available.
-    """
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a str, got {type(device).__name__}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-        ) from None
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but CUDA is not available")
-    return resolved
 
 
 def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
@@ -266,10 +241,8 @@ def train(
     if not np.all(np.isfinite(X)):
         raise ValueError("X must be finite (it holds NaN or inf)")
     if beta is not None:
-        beta = float(beta)
-        if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be finite and > 0, got {beta!r}")
-    device = resolve_device(device) if isinstance(device, str) else device
+        beta = as_beta(beta)
+    device = resolve_device(device)
 
     stats = data_moments(X)
     model.set_input_mean(stats.mean)

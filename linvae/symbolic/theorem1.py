@@ -15,6 +15,7 @@ from functools import partial
 import numpy as np
 import sympy as sp
 
+from linvae.construction.fit import best_gate_product_fit
 from linvae.symbolic.algebra import rational_orthogonal, rational_rotation
 from linvae.symbolic.claims import (
     COUNTEREXAMPLE,
@@ -24,7 +25,6 @@ from linvae.symbolic.claims import (
     make_claim,
     show,
 )
-from linvae.symbolic.gate_fit import best_gate_product_fit
 from linvae.symbolic.gates import sym_hinge, sym_sigmoid, sym_sqrt_gate
 
 _beta = sp.Symbol("beta", positive=True)

@@ -11,12 +11,11 @@ Exit status: 0 when every check ran (a verdict "fails" is a finding, not an erro
 a check raised (it is named on stderr, and no report file is written); 2 for bad usage.
 """
 
-import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from linvae._cli import EXIT_FAILED, Parser, run_command
+from linvae._io import atomic_write_text
 from linvae.symbolic.report import (
     render_markdown,
     render_table,
@@ -25,24 +24,12 @@ from linvae.symbolic.report import (
     to_json,
 )
 
-
-def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+PROG = "python -m linvae.proofs"
 
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m linvae.proofs",
+def build_parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
         description="Check every claim of appendix A (linear VAE, Theorem 1) and print verdicts.",
     )
     parser.add_argument("--json", action="store_true", help="print the claims as a JSON list")
@@ -57,9 +44,14 @@ def _parser():
     return parser
 
 
-def main(argv=None):
-    """Entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
+def _write(path, text) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+
+
+def run(args) -> int:
+    """Run the claims, print them, write the reports asked for; 1 if a check raised."""
     result = run_claims()
     records = [claim.to_dict() for claim in result.claims]
     if args.json:
@@ -70,14 +62,15 @@ def main(argv=None):
         print(f"error: check {name} could not run: {message}", file=sys.stderr)
     if result.errors:
         print("no report written: fix the failing checks first", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     if args.markdown:
-        write_atomic(args.markdown, render_markdown(records, "Appendix A: every claim checked"))
+        _write(args.markdown, render_markdown(records, "Appendix A: every claim checked"))
     if args.write_reports:
         for name, (title, subset) in split_reports(records).items():
-            write_atomic(Path(args.write_reports) / name, render_markdown(subset, title))
+            _write(Path(args.write_reports) / name, render_markdown(subset, title))
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv=None) -> int:
+    """Entry point; returns the exit status."""
+    return run_command(PROG, build_parser(), run, argv)

@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from linvae.symbolic.gates import GATES, gate_function
+from .._checks import as_choice, as_float_array, as_latent_size, as_real
+from .gates import GATES, gate_function
 
 # A constant layer is a gate with zero slope: sigmoid(0) = 1/2, so its base is doubled;
 # σ_D never reaches 1, so a σ_D-gated constant uses q = −log 2 (σ_D = 2^{-1/2}) and a base
@@ -47,19 +48,11 @@ class GatedLayer(NamedTuple):
     gate: str
 
 
-def _check_eta(eta):
-    if isinstance(eta, bool) or not isinstance(eta, (int, float, np.floating, np.integer)):
-        raise TypeError(f"eta must be a real number, got {type(eta).__name__}")
-    if not np.isfinite(eta):
-        raise ValueError(f"eta must be finite, got {eta}")
-    return float(eta)
-
-
 def gated_weight(layer, eta):
     """The weight of a gated layer at η (eqs. 25, 30, 37), shape (n_out, n_in)."""
     if not isinstance(layer, GatedLayer):
         raise TypeError(f"layer must be a GatedLayer, got {type(layer).__name__}")
-    eta = _check_eta(eta)
+    eta = as_real(eta, "eta")
     scale = gate_function(layer.gate)(layer.slope * eta + layer.offset)
     return scale[:, None] * layer.base
 
@@ -72,8 +65,7 @@ def two_layer(layers, eta):
 
 def constant_layer(matrix, gate):
     """A gated layer equal to ``matrix`` for every η: zero slope, base rescaled by the gate."""
-    if gate not in GATES:
-        raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
+    as_choice(gate, "gate", GATES)
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
     return GatedLayer(
@@ -85,12 +77,7 @@ def constant_layer(matrix, gate):
 
 
 def _check_matrix(value, name, ndim=2):
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite")
-    return array
+    return as_float_array(value, name, ndim=ndim)
 
 
 def _numerical_rank_mask(values):
@@ -160,13 +147,15 @@ def _top_spectrum(eigvals, eigvecs, k, rotation):
     d = eigvals.shape[0]
     if eigvecs.shape != (d, d):
         raise ValueError(f"eigvecs must have shape ({d}, {d}), got {eigvecs.shape}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= d:
-        raise ValueError(f"k must be an integer in 1..{d}, got {k!r}")
+    k = as_latent_size(k)
     if np.any(eigvals < 0):
         raise ValueError(f"eigvals must be >= 0, got min {eigvals.min()}")
     R = np.eye(k) if rotation is None else _check_matrix(rotation, "rotation")
     if R.shape != (k, k):
         raise ValueError(f"rotation must have shape ({k}, {k}), got {R.shape}")
+    if k > d:  # latents beyond d are collapsed: a zero eigenvalue and a zero eigenvector each
+        eigvals = np.concatenate([eigvals, np.zeros(k - d)])
+        eigvecs = np.concatenate([eigvecs, np.zeros((d, k - d))], axis=1)
     lam = eigvals[:k]
     return lam, eigvecs[:, :k], R, lam > 0
 

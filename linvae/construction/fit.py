@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import least_squares
 
-from linvae.symbolic.gates import gate_function
+from .gates import gate_function
 
 ETA_RANGE = (np.log(0.01), np.log(10.0))
 

@@ -14,7 +14,7 @@ at β splits into what no θ of this gate family can avoid and what training lef
 the excess profile of the θ that minimises the mean excess over the β grid. θ̂ is fitted
 *directly to the analytic optimum* with the exact objective (no data sampling, no β
 sampling): :func:`linvae.mrvae.objectives.exact_loss` in float64, minimised by
-deterministic L-BFGS, started from Theorem 1's construction (``linvae.symbolic.constructions``)
+deterministic L-BFGS, started from Theorem 1's construction (:mod:`linvae.construction`)
 for every layer whose gate admits one. Where the construction is exact for all three
 responses (σ_D encoder, σ_D decoder, hinge covariance: the joint reading of
 docs/theorem1.md) the floor is 0 to round-off and no iteration is needed.
@@ -32,18 +32,19 @@ import numpy as np
 import scipy.optimize
 import torch
 
-from linvae.analytic import Spectrum, rate_distortion
-from linvae.analytic._validation import as_betas, as_latent_size, as_spectrum
-from linvae.mrvae.gates import DEFAULT_BETA_RANGE, gate_input_affine
-from linvae.mrvae.model import LinearMRVAE
-from linvae.mrvae.objectives import exact_loss
-from linvae.symbolic.constructions import (
+from linvae._checks import as_betas, as_int, as_latent_size
+from linvae.analytic import Spectrum, as_spectrum, rate_distortion
+from linvae.construction import (
     GatedLayer,
+    best_gate_product_fit,
     decoder_response_layers,
     joint_covariance_layers,
     joint_encoder_layers,
 )
-from linvae.symbolic.gate_fit import best_gate_product_fit
+
+from .gates import DEFAULT_BETA_RANGE, gate_input_affine
+from .model import LinearMRVAE
+from .objectives import exact_loss
 
 #: Gate choices whose Theorem 1 construction is exact at every β (docs/theorem1.md, reading (b)).
 EXACT_GATES = {"encoder": "sqrt", "decoder": "sqrt", "covariance": "hinge"}
@@ -128,7 +129,7 @@ def _widen(layer, rows=None, cols=None):
 
 
 def _joint_gain_fits(eigvals, k, eta_range):
-    """Per latent, K σ(h₁η + q₁) σ(h₂η + q₂) fitted to √(1 − e^η/λ_i)⁺ (linvae.symbolic.gate_fit).
+    """Per latent, K σ(h₁η + q₁) σ(h₂η + q₂) fitted to √(1 − e^η/λ_i)⁺ (linvae.construction.fit).
 
     The joint optimum's encoder row i is √(1 − β/λ_i)⁺ · λ_i^{-1/2} u_iᵀ: a scalar gain of η
     times a fixed row. Returns an array (k, 5) of (K, h₁, q₁, h₂, q₂); K = 0 where the gain
@@ -157,6 +158,9 @@ def _start_from_theorem1(model, spec, k, eta_range):
     if h < k:
         return start
     eigvals, eigvecs = spec.eigvals, spec.eigvecs
+    pad = max(0, k - eigvals.shape[0])  # latents beyond d: zero eigenvalue, zero direction
+    lam = np.concatenate([eigvals, np.zeros(pad)])[:k]
+    U = np.concatenate([eigvecs, np.zeros((eigvecs.shape[0], pad))], axis=1)[:, :k]
     if model.decoder_gate == "sqrt":
         first, second = decoder_response_layers(eigvals, eigvecs, k)
         _load_layer(model.decoder1, model.decoder1_gate, _widen(first, rows=h), center, scale)
@@ -169,13 +173,10 @@ def _start_from_theorem1(model, spec, k, eta_range):
         start["encoder"] = "Theorem 1, reading (b) with σ_D (exact)"
     elif model.encoder_gate == "sigmoid":
         # reading (b) with σ_E: Λ^{-1/2}Uᵀ gated by the best sigmoid pair per latent
-        fits = _joint_gain_fits(eigvals, k, eta_range)
-        lam = eigvals[:k]
+        fits = _joint_gain_fits(lam, k, eta_range)
         positive = lam > 0
         rows = np.where(
-            positive[:, None],
-            eigvecs[:, :k].T / np.sqrt(np.where(positive, lam, 1.0))[:, None],
-            0.0,
+            positive[:, None], U.T / np.sqrt(np.where(positive, lam, 1.0))[:, None], 0.0
         )
         first = GatedLayer(rows, fits[:, 1], fits[:, 2], "sigmoid")
         second = GatedLayer(np.diag(fits[:, 0]), fits[:, 3], fits[:, 4], "sigmoid")
@@ -192,7 +193,6 @@ def _start_from_theorem1(model, spec, k, eta_range):
         start["covariance"] = "Theorem 1, reading (b) with the hinge (exact)"
     elif model.covariance_gate == "sigmoid":
         # σ(η − log λ) = β/(λ + β) ≈ min(1, β/λ) away from β = λ; c = 1 where λ = 0
-        lam = eigvals[:k]
         positive = lam > 0
         first = GatedLayer(
             np.eye(k),
@@ -272,7 +272,7 @@ def representation_floor(
         Data covariance (its eigenvectors matter: the decoder's output gates act per
         data coordinate).
     k : int
-        Latent size, ``1 <= k <= d``.
+        Latent size, ``k >= 1`` (latents beyond ``d`` are collapsed at the optimum).
     betas : array_like of shape (m,)
         The β grid (the compare report's ``betas``).
     encoder_gate, decoder_gate, covariance_gate, hidden, gate_input, beta_range
@@ -301,14 +301,9 @@ def representation_floor(
     """
     spec = as_spectrum(cov)
     d = spec.eigvals.shape[0]
-    k = as_latent_size(k, d)
+    k = as_latent_size(k)
     betas = as_betas(betas)
-    if (
-        isinstance(max_iterations, bool)
-        or not isinstance(max_iterations, int)
-        or max_iterations < 0
-    ):
-        raise ValueError(f"max_iterations must be a non-negative int, got {max_iterations!r}")
+    max_iterations = as_int(max_iterations, "max_iterations", minimum=0)
     model = LinearMRVAE(
         d,
         k,
@@ -349,7 +344,7 @@ def representation_floor(
     exact = len(exact_parts) == 3
     iterations, converged = 0, True
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 75x faster than 2 threads for these small products (measured)
+    torch.set_num_threads(1)  # small products: threads cost more than they give
     try:
         if not exact and max_iterations > 0:
             # phase 1: the exactly represented responses stay at their construction, the

@@ -1,0 +1,87 @@
+"""The one layout and error boundary of linvae's commands.
+
+Each command is a module ``linvae/<name>/cli.py`` with ``PROG``, ``build_parser()`` and
+``run(args) -> int``; its ``main(argv)`` is :func:`run_command`, and ``python -m
+linvae.<name>`` and ``linvae <name>`` (the console script, :func:`dispatch`) both call it.
+A user's mistake becomes :class:`UsageError`: one line on stderr and exit status 2, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+#: Exit statuses shared by every command (docs/architecture.md lists them).
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran and reports a failure (a proof check that raised)
+EXIT_USAGE = 2  # a bad flag, data set, file or output path; nothing was done
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: what finished was written, marked partial
+
+#: The commands of ``linvae <command>``: name → module with ``main(argv)``.
+COMMANDS = {
+    "analytic": "linvae.analytic.cli",
+    "compare": "linvae.compare.cli",
+    "audit": "linvae.audit.cli",
+    "proofs": "linvae.proofs.cli",
+}
+
+
+class UsageError(Exception):
+    """A bad flag, data set, file or output path: one line on stderr, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one :class:`UsageError` line, not the usage text."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def argument_type(convert: Callable, accept: Callable, expected: str) -> Callable:
+    """An argparse ``type``: ``convert(text)`` when ``accept`` takes it, else one clear line."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = argument_type(int, lambda value: value >= 1, "a positive integer")
+count = argument_type(int, lambda value: value >= 0, "an integer >= 0")
+
+
+def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv) -> int:
+    """Parse ``argv`` and call ``run(args)``; a :class:`UsageError` becomes one line, exit 2.
+
+    ``run`` returns the exit status (None counts as 0).
+    """
+    try:
+        args = parser.parse_args(argv)
+        status = run(args)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if status is None else int(status)
+
+
+def dispatch(argv: Sequence[str] | None = None) -> int:
+    """``linvae <command> [flags]``: the console script; ``linvae --help`` lists the commands."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = ", ".join(COMMANDS)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: linvae {{{names}}} [flags]\n\n`linvae <command> --help` for its flags.")
+        return EXIT_OK if argv else EXIT_USAGE
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"linvae: error: unknown command {command!r}; known are {names}", file=sys.stderr)
+        return EXIT_USAGE
+    return importlib.import_module(COMMANDS[command]).main(rest)

@@ -1,0 +1,161 @@
+"""``python -m linvae.analytic``: the optimal linear β-VAE's rate-distortion curve for a data set.
+
+Prints the curve as a table; ``--json``, ``--csv`` and ``--plot`` also write it to files
+(atomically). A bad flag or data set gets one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+
+import numpy as np
+
+from .._cli import Parser, UsageError, positive_int, run_command
+from .._io import atomic_write_text, git_revision, versions, write_figure, write_json
+from ._curve import parse_betas, rate_distortion
+from ._moments import moments
+from ._spectrum import rank, spectrum
+
+PROG = "python -m linvae.analytic"
+
+DEFAULT_LATENT = 32
+DEFAULT_BETAS = "0.01:10:31"
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        description="Rate and distortion of the optimal linear β-VAE (closed form, float64) "
+        "on a grid of β, from the data's covariance alone.",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits, patches, gaussian, or a .npy/.npz/IDX file (default: digits)",
+    )
+    parser.add_argument(
+        "--latent",
+        type=positive_int,
+        default=DEFAULT_LATENT,
+        help=f"latent size k; latents beyond the data dimension stay collapsed (default: {DEFAULT_LATENT})",
+    )
+    parser.add_argument(
+        "--betas",
+        default=DEFAULT_BETAS,
+        help=f"'LO:HI:N' log-spaced, or a comma list (default: {DEFAULT_BETAS})",
+    )
+    parser.add_argument(
+        "--n", type=positive_int, default=None, help="number of examples (a seeded subset)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data set (default: 0)")
+    parser.add_argument("--json", metavar="PATH", help="write the curve as JSON")
+    parser.add_argument("--csv", metavar="PATH", help="write the curve as CSV")
+    parser.add_argument("--plot", metavar="PATH", help="write the rate-distortion plane (PNG/SVG)")
+    parser.add_argument("--quiet", action="store_true", help="print no table")
+    return parser
+
+
+def curve_record(info, n, d, k, data_rank, betas, curve, eigvals, seconds) -> dict:
+    """The curve and its provenance as a JSON-ready dict."""
+    return {
+        "linvae_version": versions()["linvae"],
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "dataset": {**info.to_dict(), "n": n, "d": d, "rank": data_rank},
+        "latent": k,
+        "units": "nats per example; distortion includes d/2·log 2π",
+        "betas": betas,
+        "rate": curve.rate,
+        "distortion": curve.distortion,
+        "loss": curve.loss,
+        "active_latents": np.count_nonzero(eigvals[:k, None] > betas[None, :], axis=0),
+        "eigenvalues": eigvals,
+        "seconds": seconds,
+    }
+
+
+COLUMNS = ("betas", "rate", "distortion", "loss", "active_latents")
+
+
+def curve_rows(record):
+    """(β, rate, distortion, loss, active latents) per β of the record."""
+    return zip(*(record[column] for column in COLUMNS), strict=True)
+
+
+def render_table(record) -> str:
+    lines = [
+        f"# optimal linear β-VAE on {record['dataset']['name']}: n = {record['dataset']['n']}, "
+        f"d = {record['dataset']['d']}, rank = {record['dataset']['rank']}, k = {record['latent']}",
+        f"# {record['units']}",
+        f"{'beta':>12} {'rate':>14} {'distortion':>14} {'loss':>14} {'active':>7}",
+    ]
+    for beta, rate, distortion, loss, active in curve_rows(record):
+        lines.append(f"{beta:12.6g} {rate:14.8f} {distortion:14.8f} {loss:14.8f} {active:7d}")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(record) -> str:
+    out = io.StringIO()
+    out.write("beta,rate,distortion,loss,active_latents\n")
+    for *values, active in curve_rows(record):
+        out.write(",".join(repr(float(v)) for v in values) + f",{int(active)}\n")
+    return out.getvalue()
+
+
+def render_plot(record, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5.5, 4.0), layout="constrained")
+    points = axis.scatter(
+        record["rate"], record["distortion"], c=np.log10(record["betas"]), cmap="viridis", s=14
+    )
+    axis.plot(record["rate"], record["distortion"], color="0.5", linewidth=0.8, zorder=0)
+    axis.set_xlabel("rate (nats per example)")
+    axis.set_ylabel("distortion (nats per example)")
+    axis.set_title(
+        f"optimal linear β-VAE, {record['dataset']['name']} (d = {record['dataset']['d']}, "
+        f"k = {record['latent']})"
+    )
+    figure.colorbar(points, label="log10 β")
+    write_figure(figure, path, dpi=150)
+    plt.close(figure)
+
+
+def run(args) -> int:
+    """The command: compute the curve, print it, write the files asked for."""
+    from ..data import load
+
+    try:
+        betas = parse_betas(args.betas)
+        started = time.perf_counter()
+        X, info = load(args.dataset, n=args.n, seed=args.seed)
+        stats = moments(X)
+        spec = spectrum(stats.cov)
+        n, d = X.shape
+        curve = rate_distortion(spec.eigvals, args.latent, betas)
+        seconds = time.perf_counter() - started
+    except (ValueError, TypeError) as error:  # FileNotFoundError of data is a ValueError too
+        raise UsageError(str(error)) from None
+    record = curve_record(info, n, d, args.latent, rank(spec), betas, curve, spec.eigvals, seconds)
+    if not args.quiet:
+        sys.stdout.write(render_table(record))
+    try:
+        if args.json:
+            write_json(args.json, record)
+        if args.csv:
+            atomic_write_text(args.csv, render_csv(record))
+        if args.plot:
+            render_plot(record, args.plot)
+    except OSError as error:
+        raise UsageError(f"cannot write: {error}") from None
+    return 0
+
+
+def main(argv=None) -> int:
+    """Entry point of ``python -m linvae.analytic``; returns the exit status."""
+    return run_command(PROG, build_parser(), run, argv)

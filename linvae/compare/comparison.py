@@ -1,0 +1,125 @@
+"""A whole comparison from Python: data → training → exact evaluation → report.
+
+:func:`run_comparison` is what ``python -m linvae.compare`` runs; :func:`reevaluate` is
+what ``--from-run`` runs on a run read back by :func:`linvae.compare.run_folder.load_run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from linvae._checks import resolve_device
+from linvae.analytic import moments, spectrum
+from linvae.data import load
+
+from .config import CompareConfig, evaluation_grid
+from .report import build_report
+from .training import TrainedModels, train_models
+
+
+@dataclass
+class Comparison:
+    """One comparison: its config, the trained models and the report of their evaluation.
+
+    Attributes
+    ----------
+    config : CompareConfig
+    models : TrainedModels
+    report : dict
+        The report.json content (:func:`linvae.compare.report.build_report`).
+    """
+
+    config: CompareConfig
+    models: TrainedModels
+    report: dict
+
+    @property
+    def betas(self) -> np.ndarray:
+        """The evaluation grid, shape (m,)."""
+        return np.asarray(self.report["betas"], dtype=np.float64)
+
+    @property
+    def excess(self) -> np.ndarray:
+        """The MR-VAE's excess loss over the optimum at each β of the grid, shape (m,)."""
+        return np.asarray(self.report["mrvae"]["excess"], dtype=np.float64)
+
+    @property
+    def partial(self) -> bool:
+        """Whether training was interrupted (the report covers what finished)."""
+        return bool(self.report["partial"])
+
+    def to_dict(self) -> dict:
+        """The report as a dict (numpy arrays included; :mod:`linvae._io` writes it as JSON)."""
+        return self.report
+
+
+def load_data(config: CompareConfig):
+    """``(X, info)`` of the config's data set, drawn with its seed."""
+    return load(config.dataset, seed=config.seed)
+
+
+def run_comparison(config: CompareConfig | None = None, *, data=None, progress: bool = False):
+    """Train one MR-VAE and the β-VAEs of ``config``, evaluate them exactly, build the report.
+
+    Parameters
+    ----------
+    config : CompareConfig, optional
+        The defaults when None.
+    data : (X, DatasetInfo), optional
+        The data; loaded from ``config.dataset`` when None.
+    progress : bool
+        Draw a progress bar per model on stderr.
+
+    Returns
+    -------
+    Comparison
+        Ctrl-C during training ends training early; the report says ``partial``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a data set that cannot be loaded or a device that is not there (before any
+        training).
+    """
+    config = CompareConfig() if config is None else config
+    if not isinstance(config, CompareConfig):
+        raise TypeError(f"config must be a CompareConfig, got {type(config).__name__}")
+    device = str(resolve_device(config.device))
+    X, info = load_data(config) if data is None else data
+    stats = moments(X)
+    spec = spectrum(stats.cov)
+    grid, note = evaluation_grid(config.betas, spec.eigvals, config.latent)
+    models = train_models(X, config, grid, progress=progress)
+    report = build_report(
+        models, stats, info, config, grid, grid_note=note, device=device, spectrum=spec
+    )
+    return Comparison(config, models, report)
+
+
+def reevaluate(run, data=None) -> Comparison:
+    """The report of a run read back from its folder, evaluated again without training.
+
+    Raises
+    ------
+    ValueError
+        If the data set now has another size than the run's.
+    """
+    X, info = load_data(run.config) if data is None else data
+    old = run.report
+    if (info.n, info.d) != (old["dataset"]["n"], old["dataset"]["d"]):
+        raise ValueError(
+            f"the data set now has (n, d) = ({info.n}, {info.d}), the run had "
+            f"({old['dataset']['n']}, {old['dataset']['d']})"
+        )
+    stats = moments(X)
+    spec = spectrum(stats.cov)
+    grid = np.asarray(old["betas"], dtype=np.float64)
+    note = old.get("grid", "the run's grid")
+    report = build_report(
+        run.models, stats, info, run.config, grid, grid_note=note, device=old["device"],
+        spectrum=spec,
+    )  # fmt: skip
+    report["regenerated_from"] = str(run.folder)
+    return Comparison(run.config, run.models, report)

@@ -1,0 +1,135 @@
+"""Train the models of a comparison: one MR-VAE and β-VAE baselines, as a config says."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from linvae.mrvae.model import LinearMRVAE, LinearVAE
+from linvae.mrvae.train import ProgressBar, TrainConfig, TrainResult, train
+
+from .config import CompareConfig
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One β-VAE: its β, the trained model and what its training did."""
+
+    beta: float
+    model: LinearVAE
+    result: TrainResult
+
+
+@dataclass
+class TrainedModels:
+    """What :func:`train_models` produced.
+
+    Attributes
+    ----------
+    mrvae : LinearMRVAE
+    mrvae_result : TrainResult
+    baselines : list of Baseline
+        The β-VAEs that finished, in increasing β.
+    interrupted : bool
+        True when Ctrl-C stopped training; an unfinished β-VAE is left out.
+    """
+
+    mrvae: LinearMRVAE
+    mrvae_result: TrainResult
+    baselines: list[Baseline] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def train_config(config: CompareConfig, n: int) -> TrainConfig:
+    """The :class:`TrainConfig` of every model of the comparison on ``n`` examples."""
+    return TrainConfig(
+        steps=config.steps_for(n),
+        batch_size=config.batch_size,
+        lr=config.lr,
+        objective=config.objective,
+        beta_sampling=config.beta_sampling,
+        beta_range=config.train_range,
+        seed=config.seed,
+        compile=config.compile,
+    )
+
+
+def new_mrvae(config: CompareConfig, d: int) -> LinearMRVAE:
+    """The untrained MR-VAE of the config for data of dimension ``d``."""
+    return LinearMRVAE(
+        d,
+        config.latent,
+        config.encoder_gate,
+        config.decoder_gate,
+        config.covariance_gate,
+        hidden=config.hidden_width(),
+        staggered=config.gate_thresholds == "staggered",
+        gate_input=config.gate_input,
+        beta_range=config.train_range,
+        seed=config.seed,
+    )
+
+
+def baseline_betas(config: CompareConfig, grid) -> np.ndarray:
+    """The β of the β-VAEs: ``config.baselines`` values log-spaced over the grid's range."""
+    if config.baselines == 0:
+        return np.zeros(0)
+    grid = np.asarray(grid, dtype=np.float64)
+    return np.geomspace(float(grid.min()), float(grid.max()), config.baselines)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch's intra-op thread count set to ``threads`` inside, restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def train_models(X, config: CompareConfig, grid, *, progress: bool = False) -> TrainedModels:
+    """Train the MR-VAE, then each β-VAE, on ``X`` as ``config`` says.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d)
+    config : CompareConfig
+    grid : array_like of shape (m,)
+        The evaluation grid: the β-VAEs span its range.
+    progress : bool
+        Draw a progress bar per model on stderr.
+
+    Returns
+    -------
+    TrainedModels
+        Ctrl-C stops training and is reported by ``interrupted``, not raised.
+    """
+    n, d = X.shape
+    settings = train_config(config, n)
+
+    def trained(model, name, beta=None):
+        bar = ProgressBar(name) if progress else None
+        result = train(model, X, settings, beta=beta, device=config.device, progress=bar)
+        if bar is not None:
+            bar.close("interrupted" if result.interrupted else "")
+        return result
+
+    with torch_threads(config.threads):
+        mrvae = new_mrvae(config, d)
+        models = TrainedModels(mrvae, trained(mrvae, "MR-VAE"))
+        models.interrupted = models.mrvae_result.interrupted
+        for beta in baseline_betas(config, grid):
+            if models.interrupted:
+                break
+            model = LinearVAE(d, config.latent, hidden=config.hidden_width(), seed=config.seed)
+            result = trained(model, f"β-VAE β={beta:.3g}", float(beta))
+            if result.interrupted:
+                models.interrupted = True  # an unfinished β-VAE is left out of the report
+                break
+            models.baselines.append(Baseline(float(beta), model, result))
+    return models
