@@ -1,34 +1,37 @@
 """Quality against training budget: one MR-VAE against β-VAEs, exact excess over the optimum.
 
-``python -m benchmarks.compare_quality [--steps 2500,5000,10000,20000] [--baseline-steps ...]
-[--objective sampled] [--covariance-gate hinge] [--device cpu] [--out DIR]``
+``python -m benchmarks.compare_quality [--budgets 2500,5000,10000,20000]
+[--baseline-budgets 2500,5000,10000] [any flag of python -m linvae.compare]``
 
-For each budget S (optimiser steps per model), on digits with k = 32:
+For each budget S (optimiser steps per model), with the settings of ``linvae.compare`` (its
+defaults, changed by the same flags):
 
 1. one MR-VAE trained for S steps, its exact excess loss over the analytic optimum on the
-   31-point grid 0.01:10 (max, mean, and max over β ≥ 0.05), and its wall time;
-2. ten β-VAEs at log-spaced β in [0.01, 10], S steps each, their excess at their own β
-   (max, mean) and their total wall time; and the MR-VAE's excess at those ten β.
+   evaluation grid (max, mean), and its wall time;
+2. the β-VAEs of the config, S steps each, their excess at their own β (max, mean) and
+   their total wall time; and the MR-VAE's excess at those β.
 
 Writes ``quality.json`` (strict serialiser), ``quality.md`` and ``quality.png`` into
 ``--out``. Wall times depend on the machine and its load: compare rows of one run only.
 """
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from linvae._io import atomic_write_bytes, atomic_write_text, write_json
+from linvae._checks import resolve_device
+from linvae._io import atomic_write_text, write_figure, write_json
 from linvae.analytic import moments, rate_distortion, spectrum
+from linvae.compare.cli import add_config_flags, config_from_args
+from linvae.compare.comparison import load_data
+from linvae.compare.config import evaluation_grid
 from linvae.compare.evaluate import evaluate_model, exact_terms, excess_loss
 from linvae.compare.report import versions
-from linvae.data import load
-from linvae.mrvae.model import LinearMRVAE, LinearVAE
-from linvae.mrvae.train import TrainConfig, resolve_device, train
+from linvae.compare.training import baseline_betas, train_baselines, train_mrvae
 
 from ._timing import machine
 
@@ -37,54 +40,49 @@ def parse_steps(text):
     return [int(v) for v in text.split(",") if v]
 
 
-def measure(X, k, grid, budgets, baseline_budgets, options, device, log):
+def measure(X, config, grid, budgets, baseline_budgets, log):
+    """One row per budget: the MR-VAE's and the β-VAEs' exact excess and wall time."""
+    k = config.latent
     stats = moments(X)
     eigvals = spectrum(stats.cov).eigvals
     optimum = rate_distortion(eigvals, k, grid).loss
-    baseline_betas = np.geomspace(0.01, 10.0, options.baselines)
-    baseline_optimum = rate_distortion(eigvals, k, baseline_betas).loss
+    own = baseline_betas(config, grid)
+    own_optimum = rate_distortion(eigvals, k, own).loss if own.size else own
     rows = []
     for steps in sorted(set(budgets) | set(baseline_budgets)):
-        config = TrainConfig(
-            steps=steps, lr=options.lr, batch_size=options.batch_size,
-            objective=options.objective, seed=options.seed, beta_range=options.beta_range,
-        )  # fmt: skip
+        budget = dataclasses.replace(config, steps=steps, epochs=None)
         row = {"steps": steps}
         if steps in budgets:
-            model = LinearMRVAE(
-                X.shape[1], k, options.encoder_gate, options.decoder_gate, options.covariance_gate,
-                hidden=options.hidden, gate_input=options.gate_input, seed=options.seed, beta_range=options.beta_range,
-            )  # fmt: skip
-            result = train(model, X, config, device=device)
+            model, result = train_mrvae(X, budget)
             excess = excess_loss(
                 evaluate_model(model, stats.mean, stats.cov, grid)["loss"], optimum
-            )
-            at_baselines = excess_loss(
-                evaluate_model(model, stats.mean, stats.cov, baseline_betas)["loss"],
-                baseline_optimum,
             )
             row["mrvae"] = {
                 "seconds": result.seconds,
                 "excess": excess,
                 "excess_max": float(excess.max()),
                 "excess_mean": float(excess.mean()),
-                "excess_max_beta_ge_0.05": float(excess[grid >= 0.05].max()),
-                "excess_at_baseline_betas_max": float(at_baselines.max()),
-                "excess_at_baseline_betas_mean": float(at_baselines.mean()),
             }
+            if own.size:
+                at_own = excess_loss(
+                    evaluate_model(model, stats.mean, stats.cov, own)["loss"], own_optimum
+                )
+                row["mrvae"]["excess_at_baseline_betas_max"] = float(at_own.max())
+                row["mrvae"]["excess_at_baseline_betas_mean"] = float(at_own.mean())
             log(f"MR-VAE  {steps:>6} steps {result.seconds:7.1f} s  excess max "
                 f"{excess.max():.4f} mean {excess.mean():.4f}")  # fmt: skip
-        if steps in baseline_budgets and options.baselines:
-            seconds, excess = 0.0, []
-            for i, beta in enumerate(baseline_betas):
-                model = LinearVAE(X.shape[1], k, hidden=options.hidden, seed=options.seed)
-                result = train(model, X, config, beta=float(beta), device=device)
-                seconds += result.seconds
-                loss = exact_terms(model, float(beta), stats.mean, stats.cov).loss
-                excess.append(float(excess_loss([loss], [baseline_optimum[i]])[0]))
+        if steps in baseline_budgets and own.size:
+            baselines, _ = train_baselines(X, budget, grid)
+            excess = [
+                float(
+                    excess_loss([exact_terms(b.model, b.beta, stats.mean, stats.cov).loss], [o])[0]
+                )
+                for b, o in zip(baselines, own_optimum, strict=True)
+            ]
+            seconds = sum(b.result.seconds for b in baselines)
             row["beta_vaes"] = {
                 "seconds": seconds,
-                "betas": baseline_betas,
+                "betas": own,
                 "excess": excess,
                 "excess_max": float(np.max(excess)),
                 "excess_mean": float(np.mean(excess)),
@@ -95,55 +93,42 @@ def measure(X, k, grid, budgets, baseline_budgets, options, device, log):
     return rows
 
 
-def markdown(rows, header):
+def _pair(row, prefix):
+    if f"{prefix}_max" not in row:
+        return "—"
+    return f"{row[f'{prefix}_max']:.4f} / {row[f'{prefix}_mean']:.4f}"
+
+
+def markdown(rows, header, grid_size, baselines):
     lines = [
         header,
         "",
-        "| steps per model | MR-VAE time | MR-VAE max / mean excess (31 β) | MR-VAE max, β ≥ 0.05 "
-        "| MR-VAE max / mean at the 10 β | 10 β-VAEs time | β-VAEs max / mean excess |",
-        "|---|---|---|---|---|---|---|",
+        f"| steps per model | MR-VAE time | MR-VAE max / mean excess ({grid_size} β) "
+        f"| MR-VAE max / mean at the {baselines} β | {baselines} β-VAEs time "
+        "| β-VAEs max / mean excess |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         mr, bv = row.get("mrvae"), row.get("beta_vaes")
         cells = [str(row["steps"])]
-        if mr:
-            cells += [
-                f"{mr['seconds']:.1f} s",
-                f"{mr['excess_max']:.4f} / {mr['excess_mean']:.4f}",
-                f"{mr['excess_max_beta_ge_0.05']:.4f}",
-                f"{mr['excess_at_baseline_betas_max']:.4f} / {mr['excess_at_baseline_betas_mean']:.4f}",
-            ]
-        else:
-            cells += ["—"] * 4
         cells += (
-            [f"{bv['seconds']:.1f} s", f"{bv['excess_max']:.4f} / {bv['excess_mean']:.4f}"]
-            if bv
-            else ["—"] * 2
+            [f"{mr['seconds']:.1f} s", _pair(mr, "excess"), _pair(mr, "excess_at_baseline_betas")]
+            if mr
+            else ["—"] * 3
         )
+        cells += [f"{bv['seconds']:.1f} s", _pair(bv, "excess")] if bv else ["—"] * 2
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def figure(rows, grid):
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10.0, 4.0))
-    FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2)
-    mr = [
-        (r["mrvae"]["seconds"], r["mrvae"]["excess_max"], r["mrvae"]["excess_mean"])
-        for r in rows
-        if "mrvae" in r
-    ]
-    bv = [
-        (r["beta_vaes"]["seconds"], r["beta_vaes"]["excess_max"], r["beta_vaes"]["excess_mean"])
-        for r in rows
-        if "beta_vaes" in r
-    ]
-    for points, label, color in ((mr, "one MR-VAE", "C0"), (bv, "10 β-VAEs", "C3")):
+    for key, label, color in (("mrvae", "one MR-VAE", "C0"), ("beta_vaes", "β-VAEs", "C3")):
+        points = [(r[key]["seconds"], r[key]["excess_max"], r[key]["excess_mean"])
+                  for r in rows if key in r]  # fmt: skip
         if points:
             t, mx, mean = np.array(points).T
             left.plot(t, mx, "o-", color=color, label=f"{label}: max")
@@ -163,57 +148,39 @@ def figure(rows, grid):
     right.set_xlabel("β")
     right.set_ylabel("MR-VAE excess (nats / example)")
     right.legend(frameon=False, fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return buffer.getvalue()
+    return fig
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.compare_quality")
-    p.add_argument("--steps", type=parse_steps, default=[2500, 5000, 10000, 20000])
-    p.add_argument("--baseline-steps", type=parse_steps, default=[2500, 5000, 10000])
-    p.add_argument("--baselines", type=int, default=10)
-    p.add_argument("--objective", default="sampled")
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--encoder-gate", default="sqrt")
-    p.add_argument("--decoder-gate", default="sqrt")
-    p.add_argument("--covariance-gate", default="hinge")
-    p.add_argument("--gate-input", default="standardized")
-    p.add_argument("--latent", type=int, default=32)
-    p.add_argument("--hidden", type=int, default=None, help="hidden width [2 × the latent size]")
-    p.add_argument("--train-range", default="0.01:10", help="LO:HI of the MR-VAE's β")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--budgets", type=parse_steps, default=[2500, 5000, 10000, 20000])
+    p.add_argument("--baseline-budgets", type=parse_steps, default=[2500, 5000, 10000])
     p.add_argument("--out", default="runs/benchmarks/compare_quality")
+    add_config_flags(p, skip=("steps", "epochs", "floor"))
     options = p.parse_args(argv)
-    options.beta_range = tuple(float(v) for v in options.train_range.split(":"))
-    options.hidden = options.hidden or 2 * options.latent
-    torch.set_num_threads(options.threads)
-    device = resolve_device(options.device)
-    X, info = load("digits")
-    grid = np.geomspace(0.01, 10.0, 31)
+    config = config_from_args(options)
+    device = resolve_device(config.device)
+    X, info = load_data(config)
+    grid, note = evaluation_grid(config.betas, spectrum(moments(X).cov).eigvals, config.latent)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows = measure(X, options.latent, grid, options.steps, options.baseline_steps, options, device,
+    rows = measure(X, config, grid, options.budgets, options.baseline_budgets,
                    lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    where = machine() if device.type == "cpu" else torch.cuda.get_device_name(device)
-    header = (
-        f"digits (n = {info.n}, d = {info.d}), k = {options.latent}, objective {options.objective}, "
-        f"lr {options.lr}, batch {options.batch_size}, gates {options.encoder_gate} / "
-        f"{options.covariance_gate} / {options.decoder_gate} (encoder / covariance / decoder), "
-        f"MR-VAE β range {options.train_range}, hidden width {options.hidden or options.latent}, "
-        f"device {device} ({where}), {options.threads} thread(s); total "
-        f"{time.perf_counter() - start:.0f} s."
+    where = machine() if device.type == "cpu" else f"GPU ({device})"
+    command = "python -m benchmarks.compare_quality " + " ".join(
+        sys.argv[1:] if argv is None else argv
     )
-    write_json(out / "quality.json", {"settings": vars(options) | {"device": str(device)},
-                                      "machine": where, "versions": versions(), "grid": grid,
-                                      "rows": rows})  # fmt: skip
-    atomic_write_text(out / "quality.md", markdown(rows, header))
-    atomic_write_bytes(out / "quality.png", figure(rows, grid))
-    print(markdown(rows, header))
+    header = (
+        f"`{command.strip()}`: {info.name} (n = {info.n}, d = {info.d}), grid {note}; settings "
+        f"of `linvae.compare` (report.json's `config`): {config.to_dict()}; device {device} "
+        f"({where}); total {time.perf_counter() - start:.0f} s."
+    )
+    write_json(out / "quality.json", {"config": config.to_dict(), "machine": where,
+                                      "versions": versions(), "grid": grid, "rows": rows})  # fmt: skip
+    atomic_write_text(out / "quality.md", markdown(rows, header, grid.size, config.baselines))
+    write_figure(figure(rows, grid), out / "quality.png", dpi=90, bbox_inches="tight")
+    print(markdown(rows, header, grid.size, config.baselines))
     return 0
 
 

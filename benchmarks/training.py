@@ -1,8 +1,11 @@
 """Training speed: throughput of the sampled objective, cost of the exact one, time to target.
 
+Every model is built from ``linvae.compare``'s :class:`CompareConfig` (its defaults,
+changed by the same flags as ``python -m linvae.compare``): no setting is restated here.
+
 ``python -m benchmarks.training throughput [--device cpu] [--batch-sizes 1024,4096]``
-    (a) examples/s of the sampled objective for the gated ``LinearMRVAE`` (the CLI's gates:
-    sqrt / hinge / sqrt, hidden 2k) and for the plain ``LinearVAE`` of the same size, each
+    (a) examples/s of the sampled objective for the config's ``LinearMRVAE`` and for the
+    plain ``LinearVAE`` of the same size, each
     through :func:`linvae.mrvae.train.train`, at d = 64 and d = 784 (k = 32), as a ratio
     measured in one run; and the wall time of one exact-objective step against the number
     of β per step (the cost of :func:`linvae.mrvae.objectives.exact_loss`).
@@ -15,21 +18,21 @@
     One MR-VAE trained for ``--steps``; its excess at each β of the grid, its live latent
     units, and how much of the excess the dead ones explain.
 
-``python -m benchmarks.training target [--dataset digits|patches] [--objective sampled|exact]
-[--steps 10000] [--baseline-steps 10000] [--check-every 250] [--train-range 0.01:10]
-[--compile none|compile|graph]``
-    (b) wall time until the MR-VAE is within ``--target`` (0.01) nats/example of the analytic
-    optimum at every β of the grid 0.01:10:31, checked every ``--check-every`` steps with
+``python -m benchmarks.training target [--baseline-steps N] [--check-every 250]
+[--target 0.01] [any flag of python -m linvae.compare]``
+    (b) wall time until the MR-VAE is within ``--target`` nats/example of the analytic
+    optimum at every β of the config's grid, checked every ``--check-every`` steps with
     :func:`linvae.compare.evaluate.evaluate_model` (exact, float64; the checks are not
-    counted in the time), beside the time the 10 β-VAE baselines (log-spaced over the grid)
-    need to reach it at their own β. A run that reaches the target stops there; one that
-    does not reports the best max excess it reached and its time.
+    counted in the time), beside the time the config's β-VAE baselines need to reach it at
+    their own β. A run that reaches the target stops there; one that does not reports the
+    best max excess it reached and its time.
 
 Wall times depend on the machine and its load (this one: 2 shared cores); compare rows of
 one run only. One torch thread (``--threads``), as the CLI.
 """
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -37,21 +40,25 @@ import time
 import numpy as np
 import torch
 
+from linvae._checks import resolve_device
 from linvae.analytic import moments, rate_distortion, spectrum
+from linvae.compare.cli import add_config_flags, config_from_args
+from linvae.compare.comparison import load_data
+from linvae.compare.config import CompareConfig, evaluation_grid
 from linvae.compare.evaluate import evaluate_model, excess_loss
+from linvae.compare.training import baseline_betas, new_mrvae, train_config
 from linvae.data import load
-from linvae.mrvae.model import LinearMRVAE, LinearVAE
+from linvae.mrvae.model import LinearVAE
 from linvae.mrvae.objectives import exact_loss
-from linvae.mrvae.train import TrainConfig, resolve_device, train
+from linvae.mrvae.train import TrainConfig, train
 
 from ._timing import machine, median_seconds
 
-GATES = ("sqrt", "sqrt", "hinge")  # encoder, decoder, covariance: the CLI's defaults
-GRID = np.geomspace(0.01, 10.0, 31)
 
-
-def _mrvae(d, k, hidden, beta_range=(0.01, 10.0)):
-    return LinearMRVAE(d, k, *GATES, hidden=hidden, beta_range=beta_range)
+def _mrvae(d, k, config=None):
+    """The MR-VAE of ``config`` (the defaults when None) with latent size ``k``."""
+    config = CompareConfig() if config is None else config
+    return new_mrvae(dataclasses.replace(config, latent=k), d)
 
 
 def _where(device):
@@ -75,8 +82,8 @@ def throughput(d, k, batch_sizes, device, steps=40, repeats=3):
     for batch_size in batch_sizes:
         rates = {}
         for name, model, beta, mode in (
-            ("mrvae", _mrvae(d, k, 2 * k), None, "none"),
-            ("mrvae_compiled", _mrvae(d, k, 2 * k), None, "compile"),
+            ("mrvae", _mrvae(d, k), None, "none"),
+            ("mrvae_compiled", _mrvae(d, k), None, "compile"),
             ("vae", LinearVAE(d, k, hidden=2 * k), 1.0, "none"),
             ("vae_compiled", LinearVAE(d, k, hidden=2 * k), 1.0, "compile"),
         ):
@@ -100,7 +107,7 @@ def exact_step_cost(d, k, betas_per_step, device, repeats=5):
     A = rng.standard_normal((d, d))
     cov = torch.as_tensor(A @ A.T / d, device=device)
     mean = torch.zeros(d, dtype=torch.float64, device=device)
-    model = _mrvae(d, k, 2 * k).to(device)
+    model = _mrvae(d, k).to(device)
     rows = []
     for count in betas_per_step:
         log_beta = torch.linspace(math.log(0.01), math.log(10.0), count, dtype=torch.float64)
@@ -119,7 +126,7 @@ def exact_step_cost(d, k, betas_per_step, device, repeats=5):
 def render_throughput(rows, cost, command, where):
     lines = [
         f"Device: {where}; one torch thread; `{command}`. Sampled objective (one noise draw "
-        "and one β per example), float64, gates sqrt / hinge / sqrt, hidden 2k; median of 3 "
+        "and one β per example), float64, the MR-VAE of `linvae.compare`'s defaults; median of 3 "
         'runs of 40 steps through `train`; `compile`: `TrainConfig(compile="compile")` '
         "(torch.compile, inductor), compilation excluded.",
         "",
@@ -172,7 +179,7 @@ def compile_cost(device, steps=(200, 400, 10)):
     for name, X, objective, batch_size, count in cases:
         row = {"case": name}
         for mode in ("none", "compile"):
-            model = _mrvae(X.shape[1], 32, 64)
+            model = _mrvae(X.shape[1], 32)
             first = TrainConfig(steps=5, batch_size=batch_size, objective=objective, compile=mode)
             start = time.perf_counter()
             train(model, X, first, device=device)
@@ -267,47 +274,47 @@ def time_to_target(model, X, config, stats, betas, optimum, target, check_every,
     }
 
 
-def run_target(options, device, log):
-    X, info = load(options.dataset, **({"n": options.n} if options.n else {}))
-    k, hidden = options.latent, 2 * options.latent
+def _problem(config):
+    """(X, info, moments, eigenvalues, grid, optimum on the grid) of a config."""
+    X, info = load_data(config)
     stats = moments(X)
     eigvals = spectrum(stats.cov).eigvals
-    optimum = rate_distortion(eigvals, k, GRID).loss
-    beta_range = tuple(float(v) for v in options.train_range.split(":"))
-    common = {
-        "objective": options.objective,
-        "lr": options.lr,
-        "seed": options.seed,
-        "compile": options.compile,
-    }
-    batch = options.batch_size or (32 if options.objective == "exact" else 128)
-    config = TrainConfig(steps=options.steps, batch_size=batch, beta_range=beta_range, **common)
-    model = _mrvae(X.shape[1], k, hidden, beta_range)
+    grid, _ = evaluation_grid(config.betas, eigvals, config.latent)
+    return X, info, stats, eigvals, grid, rate_distortion(eigvals, config.latent, grid).loss
+
+
+def run_target(config, options, device, log):
+    X, info, stats, eigvals, grid, optimum = _problem(config)
+    k = config.latent
+    model = new_mrvae(config, X.shape[1])
     mr = time_to_target(
-        model, X, config, stats, GRID, optimum, options.target, options.check_every, None, device
-    )
-    log(f"MR-VAE {options.objective} range {options.train_range}: {mr}")
+        model, X, train_config(config, info.n), stats, grid, optimum, options.target,
+        options.check_every, None, device,
+    )  # fmt: skip
+    log(f"MR-VAE: {mr}")
     baselines = []
     if options.baseline_steps:
-        betas = np.geomspace(GRID[0], GRID[-1], 10)
-        base_config = TrainConfig(steps=options.baseline_steps, batch_size=batch, **common)
-        for beta in betas:
+        base_config = train_config(
+            dataclasses.replace(config, steps=options.baseline_steps), info.n
+        )
+        for beta in baseline_betas(config, grid):
             opt = [exact_optimum(eigvals, k, beta)]
+            model = LinearVAE(X.shape[1], k, hidden=config.hidden_width(), seed=config.seed)
             row = time_to_target(
-                LinearVAE(X.shape[1], k, hidden=hidden, seed=options.seed), X, base_config,
-                stats, [beta], opt, options.target, options.check_every, float(beta), device,
+                model, X, base_config, stats, [beta], opt, options.target, options.check_every,
+                float(beta), device,
             )  # fmt: skip
             row["beta"] = float(beta)
             baselines.append(row)
             log(f"  β-VAE β={beta:.3g}: {row}")
-    return info, mr, baselines
+    return info, grid, mr, baselines
 
 
 def exact_optimum(eigvals, k, beta):
     return float(rate_distortion(eigvals, k, [beta]).loss[0])
 
 
-def render_target(options, info, mr, baselines, where):
+def render_target(config, options, info, grid, mr, baselines, where):
     def cell(row):
         if row["reached"]:
             return f"reached in **{row['seconds']:.1f} s** ({row['steps']} steps)"
@@ -317,64 +324,49 @@ def render_target(options, info, mr, baselines, where):
         )
 
     lines = [
-        f"{options.dataset} (n = {info.n}, d = {info.d}), k = {options.latent}, hidden "
-        f"{2 * options.latent}, objective {options.objective}, lr {options.lr}, MR-VAE range "
-        f"{options.train_range}, budget {options.steps} steps (β-VAEs {options.baseline_steps}), "
-        f"checked every {options.check_every} steps, compile {options.compile}; {where}.",
+        f"{info.name} (n = {info.n}, d = {info.d}); config {config.to_dict()}; β-VAEs "
+        f"{options.baseline_steps} steps; checked every {options.check_every} steps; {where}.",
         "",
-        f"- one MR-VAE, max excess over the 31 β ≤ {options.target}: {cell(mr)}",
+        f"- one MR-VAE, max excess over the {grid.size} β ≤ {options.target}: {cell(mr)}",
     ]
     if baselines:
         total = sum(r["seconds"] for r in baselines)
         missed = [f"{r['beta']:.3g}" for r in baselines if not r["reached"]]
         worst = max(r["final"] for r in baselines)
         lines.append(
-            f"- 10 β-VAEs, each at its own β: {total:.1f} s in all; "
+            f"- {len(baselines)} β-VAEs, each at its own β: {total:.1f} s in all; "
             + (f"not reached at β = {', '.join(missed)}; " if missed else "all reached; ")
             + f"largest final excess {worst:.4f}"
         )
     return "\n".join(lines) + "\n"
 
 
-def diagnose(options, device):
+def diagnose(config, device):
     """Train one MR-VAE for the budget, then its excess along the grid and its live units.
 
     A latent unit is alive at β when D(β) has a singular value above 0.01 for it; the
     optimum restricted to that many units, against the k-unit optimum, is the part of the
     excess the dead units explain (docs/results.md, "What limits the MR-VAE").
     """
-    X, info = load(options.dataset, **({"n": options.n} if options.n else {}))
-    k = options.latent
-    stats = moments(X)
-    eigvals = spectrum(stats.cov).eigvals
-    beta_range = tuple(float(v) for v in options.train_range.split(":"))
-    config = TrainConfig(
-        steps=options.steps,
-        batch_size=options.batch_size or (32 if options.objective == "exact" else 128),
-        lr=options.lr,
-        objective=options.objective,
-        beta_range=beta_range,
-        seed=options.seed,
-        compile=options.compile,
-    )
-    model = _mrvae(X.shape[1], k, 2 * k, beta_range)
-    result = train(model, X, config, device=device)
-    loss = evaluate_model(model, stats.mean, stats.cov, GRID)["loss"]
-    excess = excess_loss(loss, rate_distortion(eigvals, k, GRID).loss)
+    X, info, stats, eigvals, grid, optimum = _problem(config)
+    k = config.latent
+    model = new_mrvae(config, X.shape[1])
+    result = train(model, X, train_config(config, info.n), device=device)
+    excess = excess_loss(evaluate_model(model, stats.mean, stats.cov, grid)["loss"], optimum)
     lines = [
-        f"{options.dataset} (d = {info.d}), {options.objective}, range {options.train_range}, "
-        f"{options.steps} steps in {result.seconds:.1f} s; max excess {excess.max():.4f} "
-        f"at β = {GRID[int(np.argmax(excess))]:.3g}",
+        f"{info.name} (d = {info.d}), config {config.to_dict()}: {result.steps} steps in "
+        f"{result.seconds:.1f} s; max excess {excess.max():.4f} at β = "
+        f"{grid[int(np.argmax(excess))]:.3g}",
         "",
         "| β | excess | live units | units active at the optimum "
         "| optimum with the live units only, above the k-unit optimum |",
         "|---|---|---|---|---|",
     ]
-    for beta, value in zip(GRID, excess, strict=True):
+    for beta, value in zip(grid, excess, strict=True):
         singular = np.linalg.svd(model.params_at(beta).D, compute_uv=False)
         alive = int(np.sum(singular > 0.01))
         active = int(np.sum(eigvals[:k] > beta))
-        gap = exact_optimum(eigvals, alive, beta) - exact_optimum(eigvals, k, beta)
+        gap = exact_optimum(eigvals, max(alive, 1), beta) - exact_optimum(eigvals, k, beta)
         lines.append(f"| {beta:.3g} | {value:.4f} | {alive} | {active} | {gap:.4f} |")
     return "\n".join(lines) + "\n"
 
@@ -382,43 +374,35 @@ def diagnose(options, device):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.training")
     p.add_argument("what", choices=("throughput", "compile", "target", "diagnose"))
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--batch-sizes", default="1024,4096")
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--n", type=int, default=None, help="rows of the data set (patches: 60000)")
-    p.add_argument("--latent", type=int, default=32)
-    p.add_argument("--objective", default="sampled")
-    p.add_argument("--steps", type=int, default=10000)
-    p.add_argument("--baseline-steps", type=int, default=10000)
-    p.add_argument("--batch-size", type=int, default=None, help="[128 sampled, 32 β exact]")
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--train-range", default="0.01:10")
+    p.add_argument("--batch-sizes", default="1024,4096", help="throughput: examples per step")
+    p.add_argument("--baseline-steps", type=int, default=None, help="target: [the config's]")
     p.add_argument("--check-every", type=int, default=250)
     p.add_argument("--target", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compile", default="none", help="TrainConfig.compile: none|compile|graph")
+    add_config_flags(p)
     options = p.parse_args(argv)
-    torch.set_num_threads(options.threads)
-    device = resolve_device(options.device)
+    config = config_from_args(options)
+    if options.baseline_steps is None:
+        options.baseline_steps = config.steps
+    torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
     where = _where(device)
     if options.what == "throughput":
         sizes = [int(v) for v in options.batch_sizes.split(",")]
         rows, cost = run_throughput(device, sizes)
-        command = f"python -m benchmarks.training throughput --device {options.device}"
+        command = f"python -m benchmarks.training throughput --device {device}"
         print(render_throughput(rows, cost, command, where))
         return 0
     if options.what == "diagnose":
-        print(diagnose(options, device))
+        print(diagnose(config, device))
         return 0
     if options.what == "compile":
-        command = f"python -m benchmarks.training compile --device {options.device}"
+        command = f"python -m benchmarks.training compile --device {device}"
         print(render_compile(compile_cost(device), command, where))
         return 0
-    info, mr, baselines = run_target(
-        options, device, lambda line: print(line, file=sys.stderr, flush=True)
+    info, grid, mr, baselines = run_target(
+        config, options, device, lambda line: print(line, file=sys.stderr, flush=True)
     )
-    print(render_target(options, info, mr, baselines, where))
+    print(render_target(config, options, info, grid, mr, baselines, where))
     return 0
 
 

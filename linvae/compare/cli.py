@@ -39,6 +39,8 @@ _beta_range = argument_type(_range, lambda pair: 0 < pair[0] < pair[1] < math.in
 #: The flag of each CompareConfig field: (argparse options, help). Defaults are the config's.
 _FLAGS = {
     "dataset": ({}, "a data set name or a file that linvae.data loads"),
+    "n": ({"type": positive_int}, "examples to load (a seeded subset; patches: how many)"),
+    "patch_size": ({"type": positive_int}, "side of the square patches of 'patches'"),
     "latent": ({"type": positive_int}, "latent size k"),
     "betas": ({}, "evaluation grid: full (from the spectrum), paper, LO:HI:N or B1,B2,..."),
     "baselines": ({"type": count}, "number of β-VAEs, log-spaced over the grid, 0 for none"),
@@ -68,22 +70,34 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def build_parser() -> Parser:
-    """The parser: one flag per CompareConfig field (absent flags keep the config's default)."""
-    parser = Parser(
-        prog=PROG,
-        description="Train one linear MR-VAE and a set of β-VAEs, evaluate their exact rate "
-        "and distortion on a grid of β, and report them against the analytic optimum.",
-        argument_default=argparse.SUPPRESS,
-    )
+def add_config_flags(parser, *, skip=()) -> None:
+    """Add one flag per :class:`CompareConfig` field (but ``skip``) to ``parser``.
+
+    An absent flag is absent from the parsed namespace (``argparse.SUPPRESS``), so
+    :func:`config_from_args` keeps the config's own default; the help shows it.
+    """
     defaults = CompareConfig()
     budget = parser.add_mutually_exclusive_group()
     for field in dataclasses.fields(CompareConfig):
+        if field.name in skip:
+            continue
         options, text = _FLAGS[field.name]
         default = getattr(defaults, field.name)
         shown = ":".join(map(str, default)) if field.name == "train_range" else default
         where = budget if field.name in ("steps", "epochs") else parser
-        where.add_argument(_flag(field.name), **options, help=f"{text} [{shown}]")
+        where.add_argument(
+            _flag(field.name), **options, default=argparse.SUPPRESS, help=f"{text} [{shown}]"
+        )
+
+
+def build_parser() -> Parser:
+    """The parser: one flag per CompareConfig field, and where the run goes."""
+    parser = Parser(
+        prog=PROG,
+        description="Train one linear MR-VAE and a set of β-VAEs, evaluate their exact rate "
+        "and distortion on a grid of β, and report them against the analytic optimum.",
+    )
+    add_config_flags(parser)
     parser.add_argument("--out", default=None, help="output folder [a new folder under ./runs/]")
     parser.add_argument("--svg", action="store_true", default=False, help="also write SVG figures")
     parser.add_argument("--quiet", action="store_true", default=False, help="print nothing")
@@ -96,11 +110,11 @@ def build_parser() -> Parser:
     return parser
 
 
-def config_from_args(args) -> CompareConfig:
-    """The CompareConfig of the flags given (the others keep their defaults)."""
+def config_from_args(args, base: CompareConfig | None = None) -> CompareConfig:
+    """``base`` (the defaults when None) with the config flags that were given."""
     given = {name: getattr(args, name) for name in _FLAGS if hasattr(args, name)}
     try:
-        return CompareConfig(**given)
+        return dataclasses.replace(base or CompareConfig(), **given)
     except (TypeError, ValueError) as error:
         field = str(error).split()[0]
         raise UsageError(f"{_flag(field)}: {error}" if field in _FLAGS else str(error)) from None

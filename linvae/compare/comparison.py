@@ -57,7 +57,7 @@ class Comparison:
 
 def load_data(config: CompareConfig):
     """``(X, info)`` of the config's data set, drawn with its seed."""
-    return load(config.dataset, seed=config.seed)
+    return load(config.dataset, n=config.n, seed=config.seed, patch_size=config.patch_size)
 
 
 def run_comparison(config: CompareConfig | None = None, *, data=None, progress: bool = False):

@@ -53,6 +53,11 @@ class CompareConfig:
     ----------
     dataset : str
         A data set name or a file that :func:`linvae.data.load` reads.
+    n : int or None
+        Examples to load (:func:`linvae.data.load`'s ``n``: a seeded subset, or how many
+        patches to draw); None for the data set's default.
+    patch_size : int
+        Side of the square patches of ``"patches"`` (d = patch_size²).
     latent : int
         Latent size k of every model; latents beyond the data dimension stay collapsed.
     betas : str or tuple of float
@@ -94,6 +99,8 @@ class CompareConfig:
     """
 
     dataset: str = "digits"
+    n: int | None = None
+    patch_size: int = 28
     latent: int = 32
     betas: str | tuple[float, ...] = PAPER_GRID
     baselines: int = 10
@@ -124,6 +131,8 @@ class CompareConfig:
             raise TypeError(f"dataset must be a non-empty str or path, got {dataset!r}")
         checked = {
             "dataset": dataset,
+            "n": as_int(self.n, "n", minimum=2, optional=True),
+            "patch_size": as_int(self.patch_size, "patch_size", minimum=1),
             "latent": as_latent_size(self.latent, "latent"),
             "betas": _as_grid_spec(self.betas),
             "baselines": as_int(self.baselines, "baselines", minimum=0),

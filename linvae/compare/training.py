@@ -92,6 +92,41 @@ def torch_threads(threads: int):
         torch.set_num_threads(previous)
 
 
+def _trained(model, X, config: CompareConfig, name: str, beta, progress: bool) -> TrainResult:
+    bar = ProgressBar(name) if progress else None
+    result = train(
+        model, X, train_config(config, X.shape[0]), beta=beta, device=config.device, progress=bar
+    )
+    if bar is not None:
+        bar.close("interrupted" if result.interrupted else "")
+    return result
+
+
+def train_mrvae(X, config: CompareConfig, *, progress: bool = False):
+    """The config's MR-VAE trained on ``X`` (n, d): ``(model, TrainResult)``."""
+    model = new_mrvae(config, X.shape[1])
+    with torch_threads(config.threads):
+        return model, _trained(model, X, config, "MR-VAE", None, progress)
+
+
+def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
+    """The config's β-VAEs trained on ``X``: ``(list of Baseline, interrupted)``.
+
+    Ctrl-C stops at the β-VAE being trained, which is left out.
+    """
+    baselines = []
+    with torch_threads(config.threads):
+        for beta in baseline_betas(config, grid):
+            model = LinearVAE(
+                X.shape[1], config.latent, hidden=config.hidden_width(), seed=config.seed
+            )
+            result = _trained(model, X, config, f"β-VAE β={beta:.3g}", float(beta), progress)
+            if result.interrupted:
+                return baselines, True
+            baselines.append(Baseline(float(beta), model, result))
+    return baselines, False
+
+
 def train_models(X, config: CompareConfig, grid, *, progress: bool = False) -> TrainedModels:
     """Train the MR-VAE, then each β-VAE, on ``X`` as ``config`` says.
 
@@ -109,27 +144,8 @@ def train_models(X, config: CompareConfig, grid, *, progress: bool = False) -> T
     TrainedModels
         Ctrl-C stops training and is reported by ``interrupted``, not raised.
     """
-    n, d = X.shape
-    settings = train_config(config, n)
-
-    def trained(model, name, beta=None):
-        bar = ProgressBar(name) if progress else None
-        result = train(model, X, settings, beta=beta, device=config.device, progress=bar)
-        if bar is not None:
-            bar.close("interrupted" if result.interrupted else "")
-        return result
-
-    with torch_threads(config.threads):
-        mrvae = new_mrvae(config, d)
-        models = TrainedModels(mrvae, trained(mrvae, "MR-VAE"))
-        models.interrupted = models.mrvae_result.interrupted
-        for beta in baseline_betas(config, grid):
-            if models.interrupted:
-                break
-            model = LinearVAE(d, config.latent, hidden=config.hidden_width(), seed=config.seed)
-            result = trained(model, f"β-VAE β={beta:.3g}", float(beta))
-            if result.interrupted:
-                models.interrupted = True  # an unfinished β-VAE is left out of the report
-                break
-            models.baselines.append(Baseline(float(beta), model, result))
+    mrvae, result = train_mrvae(X, config, progress=progress)
+    models = TrainedModels(mrvae, result, interrupted=result.interrupted)
+    if not models.interrupted:
+        models.baselines, models.interrupted = train_baselines(X, config, grid, progress=progress)
     return models
