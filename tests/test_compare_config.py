@@ -1,0 +1,71 @@
+"""CompareConfig is the one copy of the defaults: the CLI, the library and report.json agree."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from linvae.compare import CompareConfig, evaluation_grid, full_grid, load_run, run_comparison
+from linvae.compare.cli import build_parser, config_from_args
+from linvae.compare.run_folder import save_run
+
+
+def test_the_parser_with_no_flags_gives_the_default_config():
+    assert config_from_args(build_parser().parse_args([])) == CompareConfig()
+
+
+def test_every_setting_has_a_flag_whose_help_shows_the_config_default():
+    parser = build_parser()
+    helps = {action.dest: action.help for action in parser._actions}
+    for field in dataclasses.fields(CompareConfig):
+        assert field.name in helps, field.name
+        default = getattr(CompareConfig(), field.name)
+        shown = ":".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        assert helps[field.name].endswith(f"[{shown}]"), (field.name, helps[field.name])
+
+
+def test_each_flag_sets_its_setting():
+    args = build_parser().parse_args(
+        ["--steps", "7", "--train-range", "0.001:5", "--compile", "compile", "--threads", "2"]
+    )
+    config = config_from_args(args)
+    assert (config.steps, config.train_range, config.compile, config.threads) == (
+        7, (0.001, 5.0), "compile", 2
+    )  # fmt: skip
+    assert dataclasses.replace(config, steps=10000, train_range=(0.01, 10.0), compile="none",
+                               threads=1) == CompareConfig()  # fmt: skip
+
+
+def test_the_config_round_trips_through_its_dict():
+    config = CompareConfig(betas=(0.1, 1.0), train_range=(0.001, 10.0), hidden=7, epochs=3)
+    record = json.loads(json.dumps(config.to_dict()))
+    assert CompareConfig.from_dict(record) == config
+    with pytest.raises(ValueError, match=r"unknown settings \['colour'\]"):
+        CompareConfig.from_dict({**record, "colour": "red"})
+
+
+def test_full_grid_spans_every_switch_of_the_optimum_with_a_margin():
+    eigvals = np.array([4.0, 1.0, 0.25, 0.0])
+    grid = full_grid(eigvals, 3)
+    assert grid[0] == pytest.approx(0.125) and grid[-1] == pytest.approx(8.0)
+    assert np.allclose(np.diff(np.log(grid)), np.log(64.0) / (grid.size - 1))
+    # k beyond the rank: the smallest positive eigenvalue among the top k
+    assert full_grid(eigvals, 4)[0] == pytest.approx(0.125)
+    betas, note = evaluation_grid("paper", eigvals, 3)
+    assert betas[0] == pytest.approx(0.01) and betas[-1] == pytest.approx(10.0) and "paper" in note
+
+
+def test_report_records_the_whole_config_and_load_run_reads_it_back(tmp_path):
+    config = CompareConfig(
+        latent=2, steps=6, baselines=1, betas="0.1:1:3", threads=1, compile="none", floor="none"
+    )
+    comparison = run_comparison(config)
+    save_run(tmp_path, comparison.report, comparison.models)
+    recorded = json.loads((tmp_path / "report.json").read_text())["config"]
+    assert recorded == json.loads(json.dumps(config.to_dict()))
+    assert {"threads", "compile"} <= set(recorded)
+    run = load_run(tmp_path)
+    assert run.config == config
+    assert run.models.mrvae_result.steps == 6
+    np.testing.assert_array_equal(comparison.excess, run.report["mrvae"]["excess"])
