@@ -25,10 +25,9 @@ import numpy as np
 
 from linvae._checks import resolve_device
 from linvae._io import atomic_write_text, write_figure, write_json
-from linvae.analytic import moments, rate_distortion, spectrum
+from linvae.analytic import beta_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
-from linvae.compare.config import evaluation_grid
 from linvae.compare.evaluate import evaluate_model, exact_terms, excess_loss
 from linvae.compare.report import versions
 from linvae.compare.training import baseline_betas, train_baselines, train_mrvae
@@ -161,7 +160,7 @@ def main(argv=None):
     config = config_from_args(options)
     device = resolve_device(config.device)
     X, info = load_data(config)
-    grid, note = evaluation_grid(config.betas, spectrum(moments(X).cov).eigvals, config.latent)
+    grid, note = beta_grid(config.betas, spectrum(moments(X).cov).eigvals, config.latent)
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -41,10 +41,10 @@ import numpy as np
 import torch
 
 from linvae._checks import resolve_device
-from linvae.analytic import moments, rate_distortion, spectrum
+from linvae.analytic import beta_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
-from linvae.compare.config import CompareConfig, evaluation_grid
+from linvae.compare.config import CompareConfig
 from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.compare.training import baseline_betas, new_mrvae, train_config
 from linvae.data import load
@@ -279,7 +279,7 @@ def _problem(config):
     X, info = load_data(config)
     stats = moments(X)
     eigvals = spectrum(stats.cov).eigvals
-    grid, _ = evaluation_grid(config.betas, eigvals, config.latent)
+    grid, _ = beta_grid(config.betas, eigvals, config.latent)
     return X, info, stats, eigvals, grid, rate_distortion(eigvals, config.latent, grid).loss
 
 

@@ -59,6 +59,20 @@ positive_int = argument_type(int, lambda value: value >= 1, "a positive integer"
 count = argument_type(int, lambda value: value >= 0, "an integer >= 0")
 
 
+def add_data_flags(parser, *, dataset_default="digits", dataset_help=None) -> None:
+    """``--dataset``, ``--n`` and ``--seed``: which data :func:`linvae.data.load` reads."""
+    parser.add_argument(
+        "--dataset",
+        default=dataset_default,
+        help=dataset_help
+        or f"digits, patches, gaussian, or a .npy/.npz/IDX file (default: {dataset_default})",
+    )
+    parser.add_argument(
+        "--n", type=positive_int, default=None, help="number of examples (a seeded subset)"
+    )
+    parser.add_argument("--seed", type=count, default=0, help="seed of the data set (default: 0)")
+
+
 def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv) -> int:
     """Parse ``argv`` and call ``run(args)``; a :class:`UsageError` becomes one line, exit 2.
 

@@ -58,7 +58,9 @@ DEVICES = {
     "moments": lambda device: analytic.moments(X, device=device),
     "spectrum": lambda device: analytic.spectrum(COV, device=device),
     "resolve_device": lambda device: _checks.resolve_device(device),
-    "train": lambda device: train(LinearVAE(3, 2), X, TrainConfig(steps=1), beta=1.0, device=device),
+    "train": lambda device: train(
+        LinearVAE(3, 2), X, TrainConfig(steps=1), beta=1.0, device=device
+    ),
     "CompareConfig": lambda device: CompareConfig(device=device),
 }
 
@@ -170,7 +172,12 @@ def test_a_bad_device_gets_the_same_answer_everywhere(call, value, error, messag
 @pytest.mark.parametrize(
     ("check", "value", "error", "message"),
     [
-        (lambda v: _checks.as_int(v, "steps", minimum=1), 2.5, TypeError, "steps must be an integer"),
+        (
+            lambda v: _checks.as_int(v, "steps", minimum=1),
+            2.5,
+            TypeError,
+            "steps must be an integer",
+        ),
         (lambda v: _checks.as_int(v, "steps", minimum=1), np.int64(0), ValueError, ">= 1, got 0"),
         (lambda v: _checks.as_int(v, "n", optional=True), 1.0, TypeError, "integer or None"),
         (lambda v: _checks.as_positive(v, "lr"), np.float32("nan"), ValueError, "finite and > 0"),

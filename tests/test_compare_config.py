@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from linvae.compare import CompareConfig, evaluation_grid, full_grid, load_run, run_comparison
+from linvae.analytic import beta_grid, full_grid
+from linvae.compare import CompareConfig, load_run, run_comparison
 from linvae.compare.cli import build_parser, config_from_args
 from linvae.compare.run_folder import save_run
 
@@ -52,7 +53,7 @@ def test_full_grid_spans_every_switch_of_the_optimum_with_a_margin():
     assert np.allclose(np.diff(np.log(grid)), np.log(64.0) / (grid.size - 1))
     # k beyond the rank: the smallest positive eigenvalue among the top k
     assert full_grid(eigvals, 4)[0] == pytest.approx(0.125)
-    betas, note = evaluation_grid("paper", eigvals, 3)
+    betas, note = beta_grid("paper", eigvals, 3)
     assert betas[0] == pytest.approx(0.01) and betas[-1] == pytest.approx(10.0) and "paper" in note
 
 
@@ -69,3 +70,19 @@ def test_report_records_the_whole_config_and_load_run_reads_it_back(tmp_path):
     assert run.config == config
     assert run.models.mrvae_result.steps == 6
     np.testing.assert_array_equal(comparison.excess, run.report["mrvae"]["excess"])
+
+
+def test_a_run_written_before_the_config_was_recorded_is_still_read(tmp_path):
+    config = CompareConfig(latent=2, steps=4, baselines=1, betas="0.1:1:3", floor="none")
+    comparison = run_comparison(config)
+    save_run(tmp_path, comparison.report, comparison.models)
+    report = json.loads((tmp_path / "report.json").read_text())
+    # the report of earlier versions: no "config", the requested latent size, the baselines
+    del report["config"]
+    report["latent_requested"] = 2
+    report["training"]["baselines"] = 1
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    run = load_run(tmp_path)
+    # the hidden width was recorded as resolved (2k)
+    assert run.config == dataclasses.replace(config, betas=tuple(comparison.betas), hidden=4)
+    assert len(run.models.baselines) == 1

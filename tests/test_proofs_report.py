@@ -4,7 +4,6 @@ exit codes and atomic writes."""
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def fresh_reports(tmp_path_factory):
     """Run ``python -m linvae.proofs --write-reports`` once, end to end, in a subprocess."""
     out = tmp_path_factory.mktemp("proofs")
-    start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "linvae.proofs", "--write-reports", str(out)],
         capture_output=True,
@@ -36,15 +34,14 @@ def fresh_reports(tmp_path_factory):
         cwd=ROOT,
         check=False,
     )
-    return done, out, time.perf_counter() - start
+    return done, out
 
 
 @pytest.mark.slow
 def test_command_runs_every_check(fresh_reports):
-    done, _, seconds = fresh_reports
+    done, _ = fresh_reports
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert seconds < 120, f"python -m linvae.proofs took {seconds:.0f} s"
     for verdict in VERDICTS:
         assert verdict in done.stdout
 
@@ -52,7 +49,7 @@ def test_command_runs_every_check(fresh_reports):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REPORTS))
 def test_committed_report_is_what_the_command_produces_now(fresh_reports, name):
-    _, out, _ = fresh_reports
+    _, out = fresh_reports
     committed = (ROOT / "proofs" / name).read_text(encoding="utf-8")
     fresh = (out / name).read_text(encoding="utf-8")
     assert committed == fresh, (
@@ -90,7 +87,18 @@ def test_table_names_every_claim_and_its_notes(fake_run, capsys):
     for claim in fake_run.claims:
         assert claim.id in out and claim.statement in out
     assert "correction: fix it" in out and "assumes: β > 0" in out
-    assert "1 holds, 1 holds-with-correction, 1 fails (3 claims)" in out
+    assert "3 claims. the paper's claims (3): 1 holds, 1 holds-with-correction, 1 fails." in out
+
+
+def test_summaries_count_the_papers_claims_apart_from_linvaes_checks():
+    records = [c.to_dict() for c in _claims()]
+    records[1]["details"]["source"] = "linvae"  # the failing one is an alternative we test
+    text = render_markdown(records, "t")
+    assert (
+        "Summary: the paper's claims (2): **1** holds, **1** holds-with-correction; linvae's "
+        "further checks (other gates and readings, rate-distortion facts) (1): **1** fails."
+    ) in text
+    assert "| linvae | fails |" in text
 
 
 def test_markdown_is_written_atomically_from_the_records(fake_run, tmp_path):

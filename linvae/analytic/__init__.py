@@ -4,7 +4,19 @@ Everything here is a pure function of arrays: the data enter only through their 
 covariance, so every number is exact up to round-off, with no sampling.
 """
 
-from ._curve import parse_betas, rate_distortion
+from ._curve import (
+    DEFAULT_GRID,
+    DEFAULT_LATENT,
+    FULL_GRID_MARGIN,
+    FULL_GRID_POINTS,
+    NAMED_GRIDS,
+    PAPER_GRID,
+    PAPER_LATENT,
+    beta_grid,
+    full_grid,
+    parse_betas,
+    rate_distortion,
+)
 from ._moments import DEFAULT_CHUNK_SIZE, moments, moments_of_chunks
 from ._objective import empirical_objective, gradients, objective, objective_terms
 from ._optimum import (
@@ -19,6 +31,13 @@ from ._types import Curve, Gradients, LinearVAEParams, Moments, Spectrum, Terms
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_GRID",
+    "DEFAULT_LATENT",
+    "FULL_GRID_MARGIN",
+    "FULL_GRID_POINTS",
+    "NAMED_GRIDS",
+    "PAPER_GRID",
+    "PAPER_LATENT",
     "Curve",
     "Gradients",
     "LinearVAEParams",
@@ -27,10 +46,12 @@ __all__ = [
     "Terms",
     "as_spectrum",
     "best_response",
+    "beta_grid",
     "covariance_optimum",
     "decoder_optimum",
     "empirical_objective",
     "encoder_optimum",
+    "full_grid",
     "gradients",
     "moments",
     "moments_of_chunks",

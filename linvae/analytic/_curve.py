@@ -19,7 +19,7 @@ posterior is exactly the prior there.
 
 import numpy as np
 
-from .._checks import as_betas, as_float_array, as_latent_size, check_psd
+from .._checks import as_betas, as_float_array, as_int, as_latent_size, check_psd
 from ._objective import LOG_2PI
 from ._types import Curve
 
@@ -101,3 +101,88 @@ def parse_betas(text):
             f"values > 0, got {text!r}"
         ) from None
     return as_betas(values)
+
+
+#: The paper's linear experiment (appendix C.1): latent size 32, β log-spaced from 0.01 to 10.
+PAPER_LATENT = 32
+PAPER_GRID = "0.01:10:31"
+
+#: Named grids: ``"paper"`` is :data:`PAPER_GRID`; ``"full"`` comes from the spectrum.
+NAMED_GRIDS = ("full", "paper")
+
+#: The full grid runs from λ_k / FULL_GRID_MARGIN to FULL_GRID_MARGIN · λ₁ in this many points.
+FULL_GRID_MARGIN = 2.0
+FULL_GRID_POINTS = 31
+
+#: The latent size and grid of the commands (``python -m linvae.analytic`` and ``compare``).
+DEFAULT_LATENT = PAPER_LATENT
+DEFAULT_GRID = PAPER_GRID
+
+
+def full_grid(eigvals, k, points=FULL_GRID_POINTS):
+    """The β over which the optimal curve changes, with a margin: λ_k / 2 to 2 λ₁, log-spaced.
+
+    Every latent is active below λ_k (the k-th largest eigenvalue; the smallest positive one
+    among the top k when λ_k = 0) and every latent is shut above λ₁; the margin
+    :data:`FULL_GRID_MARGIN` shows both ends of the curve.
+
+    Parameters
+    ----------
+    eigvals : array_like of shape (d,)
+        Eigenvalues of the data covariance, any order, >= 0.
+    k : int
+        Latent size.
+    points : int, default 31
+        Number of β, >= 2.
+
+    Returns
+    -------
+    ndarray of shape (points,)
+        Increasing.
+
+    Raises
+    ------
+    ValueError
+        If every eigenvalue is 0 (the data do not vary), or an argument is out of range.
+    """
+    eigvals = check_psd(as_float_array(eigvals, "eigvals", ndim=1), "eigvals")
+    k = as_latent_size(k)
+    points = as_int(points, "points", minimum=2)
+    eigvals = np.sort(eigvals)[::-1]
+    top = eigvals[: min(k, eigvals.shape[0])]
+    positive = top[top > 0]
+    if positive.size == 0:
+        raise ValueError("the data have no variance: every eigenvalue of the covariance is 0")
+    low, high = positive[-1] / FULL_GRID_MARGIN, positive[0] * FULL_GRID_MARGIN
+    return np.geomspace(low, high, points)
+
+
+def beta_grid(betas, eigvals, k):
+    """A grid of β from its description, and a sentence saying what it is.
+
+    Parameters
+    ----------
+    betas : str or sequence of float
+        ``"full"``, ``"paper"``, text for :func:`parse_betas`, or the values.
+    eigvals : ndarray of shape (d,)
+        Eigenvalues of the data covariance (for ``"full"``).
+    k : int
+        Latent size.
+
+    Returns
+    -------
+    (ndarray of shape (m,), str)
+    """
+    if isinstance(betas, str) and betas == "full":
+        grid = full_grid(eigvals, k)
+        note = (
+            f"full: {grid.size} β log-spaced from λ_k/{FULL_GRID_MARGIN:g} to "
+            f"{FULL_GRID_MARGIN:g}·λ₁ of this data set (every latent active below λ_k, every "
+            "latent shut above λ₁)"
+        )
+        return grid, note
+    if isinstance(betas, str) and betas == "paper":
+        return parse_betas(PAPER_GRID), f"paper: {PAPER_GRID}, the paper's range (appendix C.1)"
+    if isinstance(betas, str):
+        return parse_betas(betas), f"given: {betas}"
+    return as_betas(betas), "given: a list of β"

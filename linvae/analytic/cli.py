@@ -12,16 +12,13 @@ import time
 
 import numpy as np
 
-from .._cli import Parser, UsageError, positive_int, run_command
+from .._cli import Parser, UsageError, add_data_flags, positive_int, run_command
 from .._io import atomic_write_text, git_revision, versions, write_figure, write_json
-from ._curve import parse_betas, rate_distortion
+from ._curve import DEFAULT_GRID, DEFAULT_LATENT, beta_grid, rate_distortion
 from ._moments import moments
 from ._spectrum import rank, spectrum
 
 PROG = "python -m linvae.analytic"
-
-DEFAULT_LATENT = 32
-DEFAULT_BETAS = "0.01:10:31"
 
 
 def build_parser() -> Parser:
@@ -30,11 +27,7 @@ def build_parser() -> Parser:
         description="Rate and distortion of the optimal linear β-VAE (closed form, float64) "
         "on a grid of β, from the data's covariance alone.",
     )
-    parser.add_argument(
-        "--dataset",
-        default="digits",
-        help="digits, patches, gaussian, or a .npy/.npz/IDX file (default: digits)",
-    )
+    add_data_flags(parser)
     parser.add_argument(
         "--latent",
         type=positive_int,
@@ -43,13 +36,10 @@ def build_parser() -> Parser:
     )
     parser.add_argument(
         "--betas",
-        default=DEFAULT_BETAS,
-        help=f"'LO:HI:N' log-spaced, or a comma list (default: {DEFAULT_BETAS})",
+        default=DEFAULT_GRID,
+        help="full (from the spectrum: every switch of the optimum), paper (0.01:10:31), "
+        f"'LO:HI:N' log-spaced, or a comma list (default: {DEFAULT_GRID})",
     )
-    parser.add_argument(
-        "--n", type=positive_int, default=None, help="number of examples (a seeded subset)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data set (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="write the curve as JSON")
     parser.add_argument("--csv", metavar="PATH", help="write the curve as CSV")
     parser.add_argument("--plot", metavar="PATH", help="write the rate-distortion plane (PNG/SVG)")
@@ -131,11 +121,11 @@ def run(args) -> int:
     from ..data import load
 
     try:
-        betas = parse_betas(args.betas)
         started = time.perf_counter()
         X, info = load(args.dataset, n=args.n, seed=args.seed)
         stats = moments(X)
         spec = spectrum(stats.cov)
+        betas, _ = beta_grid(args.betas, spec.eigvals, args.latent)
         n, d = X.shape
         curve = rate_distortion(spec.eigvals, args.latent, betas)
         seconds = time.perf_counter() - started

@@ -234,22 +234,13 @@ def build_audit(E, t, c_mean, log_c_mean, D, b, mean, cov, beta, mode, tol):
         d=mean.shape[0],
         k=E.shape[0],
         mode=mode,
-        loss=split.loss,
-        optimum=split.optimum,
         excess=split.loss.loss - split.optimum.loss,
-        encoder_mean=split.encoder_mean,
-        encoder_offset=split.encoder_offset,
-        encoder_variance=split.encoder_variance,
-        bias=split.bias,
-        decoder=split.decoder,
-        best_encoder_loss=split.best_encoder_loss,
-        best_encoder_and_bias_loss=split.best_encoder_and_bias_loss,
         roundoff_scale=float(np.trace(cov)) + abs(split.loss.loss) + abs(split.optimum.loss),
         geometry=decoder_geometry(D, spec, beta),
-        latent_rates=split.latent_rates,
         column_norms=column_norms,
         statuses=_statuses(split.latent_rates, column_norms, spec, beta, tol),
         tol=tol,
+        **split._asdict(),  # the chain's losses and the parts (the same names)
     )
 
 

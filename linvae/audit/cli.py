@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from linvae._cli import Parser, UsageError, positive_int, run_command
+from linvae._cli import Parser, UsageError, add_data_flags, run_command
 from linvae._io import dumps, git_revision, versions, write_json
 
 from ._audit import STATUS_TOLERANCE
@@ -31,11 +31,11 @@ def build_parser() -> Parser:
         "excess loss split into encoder, bias and decoder parts, in nats per example.",
     )
     parser.add_argument("model", help="a .npz of arrays, or a linvae.compare run folder")
-    parser.add_argument(
-        "--dataset",
-        default=None,
-        help="digits, patches, gaussian, or a .npy/.npz/IDX file (default for a compare run: "
-        "its data set; required for a .npz)",
+    add_data_flags(
+        parser,
+        dataset_default=None,
+        dataset_help="digits, patches, gaussian, or a .npy/.npz/IDX file (default for a compare "
+        "run: its data set; required for a .npz)",
     )
     parser.add_argument("--beta", type=float, required=True, help="the β the model was trained at")
     parser.add_argument(
@@ -45,10 +45,6 @@ def build_parser() -> Parser:
         "'reconstruction=mean,half=false,kl=sum,kl_weight=1,decoder_variance=1' "
         "(default: the unit-variance model, β as given)",
     )
-    parser.add_argument(
-        "--n", type=positive_int, default=None, help="number of examples (a seeded subset)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data set (default: 0)")
     parser.add_argument(
         "--tol",
         type=float,

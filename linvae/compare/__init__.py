@@ -26,8 +26,8 @@ cli
     The command line: flags → CompareConfig → run folder.
 """
 
-from .comparison import Comparison, reevaluate, run_comparison
-from .config import CompareConfig, evaluation_grid, full_grid
+from .comparison import Comparison, load_data, reevaluate, run_comparison
+from .config import CompareConfig
 from .evaluate import BelowOptimumError, evaluate_model, exact_terms, excess_loss
 from .report import build_report
 from .run_folder import Run, RunFolderError, load_run, save_run
@@ -42,10 +42,9 @@ __all__ = [
     "TrainedModels",
     "build_report",
     "evaluate_model",
-    "evaluation_grid",
     "exact_terms",
     "excess_loss",
-    "full_grid",
+    "load_data",
     "load_run",
     "reevaluate",
     "run_comparison",

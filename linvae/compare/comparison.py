@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from linvae._checks import resolve_device
-from linvae.analytic import moments, spectrum
+from linvae.analytic import beta_grid, moments, spectrum
 from linvae.data import load
 
-from .config import CompareConfig, evaluation_grid
+from .config import CompareConfig
 from .report import build_report
 from .training import TrainedModels, train_models
 
@@ -90,7 +90,7 @@ def run_comparison(config: CompareConfig | None = None, *, data=None, progress: 
     X, info = load_data(config) if data is None else data
     stats = moments(X)
     spec = spectrum(stats.cov)
-    grid, note = evaluation_grid(config.betas, spec.eigvals, config.latent)
+    grid, note = beta_grid(config.betas, spec.eigvals, config.latent)
     models = train_models(X, config, grid, progress=progress)
     report = build_report(
         models, stats, info, config, grid, grid_note=note, device=device, spectrum=spec

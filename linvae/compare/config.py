@@ -12,8 +12,6 @@ import math
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from linvae._checks import (
     as_beta_range,
     as_betas,
@@ -24,22 +22,13 @@ from linvae._checks import (
     as_positive,
     as_seed,
 )
-from linvae.analytic import parse_betas
+from linvae.analytic import DEFAULT_GRID, DEFAULT_LATENT, NAMED_GRIDS, parse_betas
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
-#: The paper's evaluation grid and training range (appendix C.1): β from 0.01 to 10.
-PAPER_GRID = "0.01:10:31"
+#: The paper's training range of β (appendix C.1).
 PAPER_RANGE = (0.01, 10.0)
-
-#: Named grids: ``"paper"`` is :data:`PAPER_GRID`; ``"full"`` is computed from the data's
-#: spectrum (:func:`evaluation_grid`).
-NAMED_GRIDS = ("full", "paper")
-
-#: The full grid runs from λ_k / FULL_GRID_MARGIN to FULL_GRID_MARGIN · λ₁ in this many points.
-FULL_GRID_MARGIN = 2.0
-FULL_GRID_POINTS = 31
 
 GATE_THRESHOLDS = ("staggered", "shared")
 FLOORS = ("model", "paper", "none")
@@ -62,8 +51,8 @@ class CompareConfig:
         Latent size k of every model; latents beyond the data dimension stay collapsed.
     betas : str or tuple of float
         The evaluation grid: ``"LO:HI:N"`` (log-spaced), ``"B1,B2,..."``, ``"paper"``
-        (0.01:10:31) or ``"full"`` (from the spectrum, see :func:`evaluation_grid`); or the
-        values themselves.
+        (0.01:10:31) or ``"full"`` (from the spectrum, see
+        :func:`linvae.analytic.beta_grid`); or the values themselves.
     baselines : int
         Number of β-VAEs, at log-spaced β over the grid's range; 0 for none.
     objective : {"sampled", "exact"}
@@ -101,8 +90,8 @@ class CompareConfig:
     dataset: str = "digits"
     n: int | None = None
     patch_size: int = 28
-    latent: int = 32
-    betas: str | tuple[float, ...] = PAPER_GRID
+    latent: int = DEFAULT_LATENT
+    betas: str | tuple[float, ...] = DEFAULT_GRID
     baselines: int = 10
     objective: str = "sampled"
     steps: int = 10000
@@ -201,50 +190,3 @@ def _as_grid_spec(betas):
             parse_betas(betas)
         return betas
     return tuple(float(beta) for beta in as_betas(betas, "betas"))
-
-
-def full_grid(eigvals, k: int, points: int = FULL_GRID_POINTS) -> np.ndarray:
-    """The β over which the optimal curve changes, with a margin: λ_k / 2 to 2 λ₁, log-spaced.
-
-    Every latent is active below λ_k (the k-th largest eigenvalue; the smallest positive one
-    among the top k when λ_k = 0) and every latent is shut above λ₁; the margin
-    :data:`FULL_GRID_MARGIN` shows both ends of the curve.
-    """
-    eigvals = np.sort(np.asarray(eigvals, dtype=np.float64))[::-1]
-    top = eigvals[: min(k, eigvals.shape[0])]
-    positive = top[top > 0]
-    if positive.size == 0:
-        raise ValueError("the data have no variance: every eigenvalue of the covariance is 0")
-    low, high = positive[-1] / FULL_GRID_MARGIN, positive[0] * FULL_GRID_MARGIN
-    return np.geomspace(low, high, points)
-
-
-def evaluation_grid(betas, eigvals, k: int) -> tuple[np.ndarray, str]:
-    """The evaluation grid of a config's ``betas`` and a sentence saying what it is.
-
-    Parameters
-    ----------
-    betas : str or tuple of float
-        ``CompareConfig.betas``.
-    eigvals : ndarray of shape (d,)
-        Eigenvalues of the data covariance (for ``"full"``).
-    k : int
-        Latent size.
-
-    Returns
-    -------
-    (ndarray of shape (m,), str)
-    """
-    if isinstance(betas, str) and betas == "full":
-        grid = full_grid(eigvals, k)
-        note = (
-            f"full: {grid.size} β log-spaced from λ_k/{FULL_GRID_MARGIN:g} to "
-            f"{FULL_GRID_MARGIN:g}·λ₁ of this data set (every latent active below λ_k, every "
-            "latent shut above λ₁)"
-        )
-        return grid, note
-    if isinstance(betas, str) and betas == "paper":
-        return parse_betas(PAPER_GRID), f"paper: {PAPER_GRID}, the paper's range (appendix C.1)"
-    if isinstance(betas, str):
-        return parse_betas(betas), f"given: {betas}"
-    return np.asarray(betas, dtype=np.float64), "given: a list of β"

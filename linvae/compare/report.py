@@ -85,7 +85,7 @@ def build_report(
     grid : ndarray of shape (m,)
         The evaluation grid of β.
     grid_note : str
-        Which grid it is and why (:func:`linvae.compare.config.evaluation_grid`).
+        Which grid it is and why (:func:`linvae.analytic.beta_grid`).
     device : str
         The device the models were trained on.
     spectrum : Spectrum, optional

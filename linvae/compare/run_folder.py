@@ -133,25 +133,22 @@ def _config_of(report: dict) -> CompareConfig:
     if "config" in report:
         return CompareConfig.from_dict(report["config"])
     training, mrvae = report["training"], report["mrvae"]["config"]
+    same_names = ("baselines", "objective", "steps", "batch_size", "lr", "beta_sampling")
+    gates = ("gate_input", "encoder_gate", "decoder_gate", "covariance_gate", "hidden")
     return CompareConfig(
         dataset=report["dataset"]["argument"],
         latent=report.get("latent_requested", report["latent"]),
         betas=tuple(report["betas"]),
-        baselines=training["baselines"],
-        objective=training["objective"],
-        steps=training["steps"],
-        batch_size=training["batch_size"],
-        lr=training["lr"],
-        beta_sampling=training["beta_sampling"],
         train_range=tuple(training["beta_range"]),
-        gate_input=mrvae["gate_input"],
-        encoder_gate=mrvae["encoder_gate"],
-        decoder_gate=mrvae["decoder_gate"],
-        covariance_gate=mrvae["covariance_gate"],
-        hidden=mrvae["hidden"],
         gate_thresholds="staggered" if mrvae.get("staggered", True) else "shared",
         seed=report["seed"],
-        floor="paper" if "paper_floor" in report["mrvae"] else "model",
+        floor="paper"
+        if "paper_floor" in report["mrvae"]
+        else "model"
+        if "floor" in report["mrvae"]
+        else "none",
+        **{name: training[name] for name in same_names},
+        **{name: mrvae[name] for name in gates},
     )
 
 

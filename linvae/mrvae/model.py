@@ -91,11 +91,10 @@ class LinearMRVAE(nn.Module):
     staggered : bool, default True
         Initialise the gates of latent and hidden unit j with their own threshold in β
         (log-spaced over the range), not one shared by all units; see
-        :class:`linvae.mrvae.gates.Gate`. Only the initial values differ. Measured: on
-        digits with k = 32 it lowers the max excess of a 10000-step run from 0.148 to 0.064;
-        on a 4-d Gaussian with k = 2 it slows training (mean excess 0.20 instead of 0.004
-        after 1500 exact steps), as a unit started with a threshold at the bottom of the
-        range is shut, without gradient, on most of it (docs/results.md).
+        :class:`linvae.mrvae.gates.Gate`. Only the initial values differ. It helps many
+        latents reach units reserved for small β; with few latents a unit started with a
+        threshold at the bottom of the range is shut, without gradient, on most of it
+        (measurements: docs/results.md).
 
     Notes
     -----

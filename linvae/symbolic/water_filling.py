@@ -113,6 +113,7 @@ def claim_optimum_terms():
         "at the optimum, rate = ½Σ_{i≤k} log⁺(λᵢ/β), distortion = d/2·log 2π + "
         "½(Σ_{i≤k} min(λᵢ, β) + Σ_{i>k} λᵢ)",
         ok,
+        source="linvae",
         method=PROVED,
         evidence="rate and distortion of (E*, C*, D*) from the trace formulas (A1.objective) equal "
         "the closed forms for d = 3, k = 2 in each activity pattern: " + "; ".join(PATTERNS),
@@ -130,6 +131,7 @@ def claim_aggregate_posterior():
         "at the optimum E S Eᵀ + C = I: the aggregate posterior is the prior, so for Gaussian "
         "data the rate equals the mutual information I(x; z)",
         ok,
+        source="linvae",
         method=PROVED,
         evidence="E*SE*ᵀ + C* = I in every activity pattern (d = 3, k = 2); E_x KL(q‖p) = "
         "I(x; z) + KL(q(z)‖p(z)) and q(z) = N(0, ESEᵀ + C) for Gaussian x",
@@ -173,6 +175,7 @@ def claim_water_filling():
         "when #{λᵢ > β} ≤ k the optimum lies on the Gaussian rate-distortion function at "
         "water level θ = β; with more active directions than k it lies strictly above it",
         ok and above,
+        source="linvae",
         method=PROVED,
         evidence="in each pattern with #{λᵢ > β} ≤ 2: E‖x − Dz − μ‖² = Σ min(λᵢ, β), rate = "
         "Σ ½log⁺(λᵢ/β) (reverse water-filling, Cover & Thomas Thm 10.3.3) and d rate/d δ = −1/(2β); "
