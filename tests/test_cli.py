@@ -12,7 +12,7 @@ from linvae._cli import COMMANDS, EXIT_USAGE, dispatch
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_has_the_same_layout(name):
-    module = importlib.import_module(COMMANDS[name])
+    module = importlib.import_module(COMMANDS[name][0])
     assert f"python -m linvae.{name}" == module.PROG
     for attribute in ("build_parser", "run", "main"):
         assert callable(getattr(module, attribute)), attribute

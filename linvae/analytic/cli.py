@@ -12,21 +12,17 @@ import time
 
 import numpy as np
 
-from .._cli import Parser, UsageError, add_data_flags, positive_int, run_command
+from .._cli import UsageError, add_data_flags, command_parser, positive_int, program, run_command
 from .._io import atomic_write_text, git_revision, versions, write_figure, write_json
 from ._curve import DEFAULT_GRID, DEFAULT_LATENT, beta_grid, rate_distortion
 from ._moments import moments
 from ._spectrum import rank, spectrum
 
-PROG = "python -m linvae.analytic"
+PROG = program("analytic")
 
 
-def build_parser() -> Parser:
-    parser = Parser(
-        prog=PROG,
-        description="Rate and distortion of the optimal linear β-VAE (closed form, float64) "
-        "on a grid of β, from the data's covariance alone.",
-    )
+def build_parser():
+    parser = command_parser("analytic")
     add_data_flags(parser)
     parser.add_argument(
         "--latent",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from linvae._cli import Parser, UsageError, add_data_flags, run_command
+from linvae._cli import UsageError, add_data_flags, command_parser, program, run_command
 from linvae._io import dumps, git_revision, versions, write_json
 
 from ._audit import STATUS_TOLERANCE
@@ -21,15 +21,11 @@ from ._files import load_npz
 from ._model import audit_model
 from ._mrvae import mrvae_at
 
-PROG = "python -m linvae.audit"
+PROG = program("audit")
 
 
-def build_parser() -> Parser:
-    parser = Parser(
-        prog=PROG,
-        description="Audit a trained linear-Gaussian VAE against the analytic optimum: its "
-        "excess loss split into encoder, bias and decoder parts, in nats per example.",
-    )
+def build_parser():
+    parser = command_parser("audit")
     parser.add_argument("model", help="a .npz of arrays, or a linvae.compare run folder")
     add_data_flags(
         parser,

@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 
 from linvae._checks import resolve_device
-from linvae._cli import Parser, UsageError, argument_type, count, positive_int, run_command
+from linvae._cli import (
+    UsageError,
+    argument_type,
+    command_parser,
+    count,
+    positive_int,
+    program,
+    run_command,
+)
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
@@ -22,7 +30,7 @@ from .comparison import load_data, reevaluate, run_comparison
 from .config import FLOORS, GATE_THRESHOLDS, CompareConfig
 from .run_folder import load_run, prepare_folder, save_run
 
-PROG = "python -m linvae.compare"
+PROG = program("compare")
 
 _positive_float = argument_type(
     float, lambda value: math.isfinite(value) and value > 0, "a positive number"
@@ -90,13 +98,9 @@ def add_config_flags(parser, *, skip=()) -> None:
         )
 
 
-def build_parser() -> Parser:
+def build_parser():
     """The parser: one flag per CompareConfig field, and where the run goes."""
-    parser = Parser(
-        prog=PROG,
-        description="Train one linear MR-VAE and a set of β-VAEs, evaluate their exact rate "
-        "and distortion on a grid of β, and report them against the analytic optimum.",
-    )
+    parser = command_parser("compare")
     add_config_flags(parser)
     parser.add_argument("--out", default=None, help="output folder [a new folder under ./runs/]")
     parser.add_argument("--svg", action="store_true", default=False, help="also write SVG figures")

@@ -14,7 +14,7 @@ a check raised (it is named on stderr, and no report file is written); 2 for bad
 import sys
 from pathlib import Path
 
-from linvae._cli import EXIT_FAILED, Parser, run_command
+from linvae._cli import EXIT_FAILED, command_parser, program, run_command
 from linvae._io import atomic_write_text
 from linvae.symbolic.report import (
     render_markdown,
@@ -24,14 +24,11 @@ from linvae.symbolic.report import (
     to_json,
 )
 
-PROG = "python -m linvae.proofs"
+PROG = program("proofs")
 
 
-def build_parser() -> Parser:
-    parser = Parser(
-        prog=PROG,
-        description="Check every claim of appendix A (linear VAE, Theorem 1) and print verdicts.",
-    )
+def build_parser():
+    parser = command_parser("proofs")
     parser.add_argument("--json", action="store_true", help="print the claims as a JSON list")
     parser.add_argument(
         "--markdown", metavar="PATH", help="write one Markdown report of all claims"
