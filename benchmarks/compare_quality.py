@@ -71,7 +71,7 @@ def measure(X, config, grid, budgets, baseline_budgets, log):
             log(f"MR-VAE  {steps:>6} steps {result.seconds:7.1f} s  excess max "
                 f"{excess.max():.4f} mean {excess.mean():.4f}")  # fmt: skip
         if steps in baseline_budgets and own.size:
-            baselines, _ = train_baselines(X, budget, grid)
+            baselines, _, _ = train_baselines(X, budget, grid)
             excess = [
                 float(
                     excess_loss([exact_terms(b.model, b.beta, stats.mean, stats.cov).loss], [o])[0]

@@ -98,6 +98,18 @@ def add_data_flags(parser, *, dataset_default="digits", dataset_help=None) -> No
     parser.add_argument("--seed", type=count, default=0, help="seed of the data set (default: 0)")
 
 
+def user_input(what: str, function: Callable, *arguments, **keywords):
+    """``function(*arguments, **keywords)``, where a TypeError, ValueError or OSError is the
+    user's input at fault: it becomes a :class:`UsageError` that starts with ``what``."""
+    try:
+        return function(*arguments, **keywords)
+    except (TypeError, ValueError, MemoryError) as error:
+        raise UsageError(f"{what} {error}") from None
+    except OSError as error:
+        where = f": {error.filename}" if error.filename else ""
+        raise UsageError(f"{what} {error.strerror or error}{where}") from None
+
+
 def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv) -> int:
     """Parse ``argv`` and call ``run(args)``; a :class:`UsageError` becomes one line, exit 2.
 

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from linvae.analytic import moments, rate_distortion, spectrum
+from linvae._cli import EXIT_INTERRUPTED
 from linvae.compare import cli, run_folder, training
 from linvae.compare.report import REQUIRED_KEYS
 from linvae.data import load
 from linvae.mrvae import train as train_module
-from linvae.mrvae.model import model_from_config
+from linvae.mrvae.checkpoint import load_models
 
 TINY = ["--steps", "12", "--baselines", "2", "--betas", "0.01:10:5", "--latent", "3", "--quiet"]
 
@@ -54,8 +55,8 @@ def test_report_has_the_issue_keys_and_aligned_lists(tiny_run):
 def test_report_numbers_are_the_exact_evaluation_of_the_saved_model(tiny_run):
     # reload the weights independently and recompute with linvae.analytic
     report = json.loads((tiny_run / "report.json").read_text())
-    model = model_from_config(report["mrvae"]["config"])
-    model.load_state_dict(torch.load(tiny_run / "mrvae.pt", weights_only=True))
+    (model,), _ = load_models(tiny_run / "mrvae.safetensors")
+    assert model.config() == report["mrvae"]["config"]
     X, _ = load("digits")
     stats = moments(X)
     from linvae.compare.evaluate import exact_terms
@@ -78,8 +79,9 @@ def test_run_writes_markdown_figures_and_weights(tiny_run):
         assert (tiny_run / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (tiny_run / f"{name}.svg").read_bytes()[:500]
         assert f"({name}.png)" in markdown
-    state = torch.load(tiny_run / "beta_vaes.pt", weights_only=True)
-    assert len(state["state_dicts"]) == 2
+    models, extra = load_models(tiny_run / "beta_vaes.safetensors")
+    assert len(models) == 2 and extra["betas"] == [b["beta"] for b in json.loads(
+        (tiny_run / "report.json").read_text())["beta_vae"]]  # fmt: skip
     assert not list(tiny_run.glob(".*.tmp"))  # no temporary file left behind
 
 
@@ -112,7 +114,7 @@ def test_interrupt_writes_a_partial_report(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "sampled_loss", interrupted_later)
     out = tmp_path / "partial"
-    assert cli.main([*TINY, "--out", str(out)]) == 0
+    assert cli.main([*TINY, "--out", str(out)]) == EXIT_INTERRUPTED  # 130: a partial run
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True
     assert report["mrvae"]["steps"] == 12
@@ -132,7 +134,7 @@ def test_interrupt_during_the_mrvae_still_reports_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "sampled_loss", interrupted)
     out = tmp_path / "partial"
-    assert cli.main([*TINY, "--out", str(out)]) == 0
+    assert cli.main([*TINY, "--out", str(out)]) == EXIT_INTERRUPTED
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True and report["mrvae"]["steps"] == 3
     assert all(math.isfinite(v) for v in report["mrvae"]["excess"])

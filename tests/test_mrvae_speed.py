@@ -47,14 +47,17 @@ def test_drawing_in_chunks_of_steps_changes_no_number(gaussian, objective, monke
         assert torch.equal(a, b)
 
 
-def test_without_progress_the_loss_is_read_once_at_the_end(gaussian, monkeypatch):
+def test_without_progress_the_loss_is_read_only_to_check_for_divergence(gaussian, monkeypatch):
+    # no read (device synchronisation) per step: at the first step, between intervals, at
+    # the last step (the divergence checks) and once for final_loss
     reads = []
     original = train_module._window_mean
     monkeypatch.setattr(
         train_module, "_window_mean", lambda w, c: reads.append(c) or original(w, c)
     )
+    monkeypatch.setattr(train_module, "READ_INTERVAL", math.inf)
     trained(gaussian, steps=40)
-    assert reads == [40]
+    assert reads == [1, 40, 40]
 
 
 def test_progress_reads_the_loss_at_the_first_and_last_step_between_intervals(

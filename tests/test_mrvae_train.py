@@ -186,3 +186,31 @@ def test_cuda_training_matches_the_cpu_closely(gaussian):
         results.append(model.params_at(0.3))
     for u, v in zip(*results, strict=True):
         np.testing.assert_allclose(u, v, rtol=1e-6, atol=1e-9)
+
+
+def test_a_diverging_run_stops_and_keeps_its_last_finite_weights(gaussian, monkeypatch):
+    # a loss that turns to NaN at step 7: the run stops at the next check and goes back
+    # to the weights of the last check with a finite loss
+    monkeypatch.setattr(train_module, "READ_INTERVAL", 0.0)  # check after every step
+    original = train_module.sampled_loss
+    calls = {"n": 0}
+
+    def poisoned(*args):
+        calls["n"] += 1
+        terms = original(*args)
+        return terms if calls["n"] < 7 else terms._replace(loss=terms.loss * float("nan"))
+
+    monkeypatch.setattr(train_module, "sampled_loss", poisoned)
+    model = LinearMRVAE(4, 2, seed=0)
+    result = train(model, gaussian, TrainConfig(steps=50))
+    assert result.diverged_at == 7
+    assert result.steps == 6 and np.isfinite(result.final_loss)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert calls["n"] == 7  # it stopped at the check after the bad step
+
+
+def test_a_huge_learning_rate_diverges_cleanly(gaussian):
+    model = LinearMRVAE(4, 2, seed=0)
+    result = train(model, gaussian, TrainConfig(steps=400, lr=1e6, objective="exact"))
+    assert result.diverged_at is not None and result.steps < result.diverged_at
+    assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -18,7 +18,13 @@ from ._curve import (
     rate_distortion,
 )
 from ._moments import DEFAULT_CHUNK_SIZE, moments, moments_of_chunks
-from ._objective import empirical_objective, gradients, objective, objective_terms
+from ._objective import (
+    check_moments,
+    empirical_objective,
+    gradients,
+    objective,
+    objective_terms,
+)
 from ._optimum import (
     best_response,
     covariance_optimum,
@@ -47,6 +53,7 @@ __all__ = [
     "as_spectrum",
     "best_response",
     "beta_grid",
+    "check_moments",
     "covariance_optimum",
     "decoder_optimum",
     "empirical_objective",

@@ -71,6 +71,10 @@ def rate_distortion(eigvals, k, betas):
     return Curve(betas=betas, rate=rate, distortion=distortion, loss=distortion + betas * rate)
 
 
+#: The most β a grid may hold: more is a typo (10⁸ points), not a curve.
+MAX_GRID_POINTS = 100_000
+
+
 def parse_betas(text):
     """β values from a command-line string.
 
@@ -80,7 +84,8 @@ def parse_betas(text):
     Raises
     ------
     ValueError
-        If the text is neither form, N < 1, or a value is not finite and > 0.
+        If the text is neither form, N < 1 or above :data:`MAX_GRID_POINTS`, or a value is
+        not finite and > 0.
     """
     if not isinstance(text, str):
         raise TypeError(f"betas must be a string like '0.01:10:31', got {type(text).__name__}")
@@ -92,9 +97,15 @@ def parse_betas(text):
             low, high, count = float(parts[0]), float(parts[1]), int(parts[2])
             if count < 1 or not (np.isfinite(low) and np.isfinite(high)) or low <= 0 or high <= 0:
                 raise ValueError
+            if count > MAX_GRID_POINTS:
+                raise OverflowError
             values = np.geomspace(low, high, count) if count > 1 else np.array([low])
         else:
             values = np.array([float(part) for part in text.split(",")])
+    except OverflowError:
+        raise ValueError(
+            f"betas must hold at most {MAX_GRID_POINTS} values, got {text!r}"
+        ) from None
     except ValueError:
         raise ValueError(
             f"betas must be 'LO:HI:N' (N log-spaced values, LO and HI > 0) or a comma list of "

@@ -6,6 +6,8 @@ means, so no ``E[xxᵀ] - mmᵀ`` cancellation occurs however large the mean. Ac
 is in float64 throughout, on the CPU (numpy) or on a torch device.
 """
 
+import os
+
 import numpy as np
 
 from .._checks import as_int, resolve_device
@@ -27,11 +29,39 @@ def _resolve_device(device):  # shared by spectrum()
     return resolve_device(device)
 
 
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_covariance_fits(d: int, memory: int | None = None) -> None:
+    """Refuse, before allocating, a d × d float64 covariance larger than the machine's memory.
+
+    Raises
+    ------
+    MemoryError
+        Saying how much the covariance needs and how much there is.
+    """
+    memory = memory_bytes() if memory is None else memory
+    needed = 8 * d * d
+    if memory is not None and needed > memory:
+        raise MemoryError(
+            f"X has d = {d} columns: its d × d covariance needs {needed / 2**30:.0f} GiB, more "
+            f"than this machine's {memory / 2**30:.0f} GiB of memory. linvae works from the full "
+            "covariance: reduce d, or compute it where it fits (linvae.data.file_moments streams "
+            "the rows of a file, a dask array spreads them over workers)"
+        )
+
+
 def _chunk_statistics(chunk):
     """(count, mean (d,), centred scatter (d, d)) of one float64 block, numpy or torch."""
     mean = chunk.mean(0)
     centred = chunk - mean
-    return chunk.shape[0], mean, centred.T @ centred
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by _as_moments
+        return chunk.shape[0], mean, centred.T @ centred
 
 
 def _merge_statistics(a, b):
@@ -41,8 +71,9 @@ def _merge_statistics(a, b):
         return a
     total = na + nb
     delta = mb - ma
-    outer = delta[:, None] * delta[None, :]
-    return total, ma + delta * (nb / total), sa + sb + outer * (na * nb / total)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by _as_moments
+        outer = delta[:, None] * delta[None, :]
+        return total, ma + delta * (nb / total), sa + sb + outer * (na * nb / total)
 
 
 def _as_moments(statistics):
@@ -53,13 +84,22 @@ def _as_moments(statistics):
     cov = scatter / count
     if not isinstance(cov, np.ndarray):  # a torch tensor, possibly on a GPU
         mean, cov = mean.cpu().numpy(), cov.cpu().numpy()
-    return Moments(mean, (cov + cov.T) / 2, int(count))
+    if not (np.all(np.isfinite(cov)) and np.all(np.isfinite(mean))):
+        largest = float(np.max(np.abs(mean))) if np.all(np.isfinite(mean)) else float("inf")
+        raise ValueError(
+            "the covariance of X overflows float64 (values of size up to about "
+            f"{largest:.3g}; their squares exceed 1.8e308): rescale X"
+        )
+    with np.errstate(over="ignore"):
+        return Moments(mean, (cov + cov.T) / 2, int(count))
 
 
 class _Accumulator:
     """Running (count, mean (d,), centred scatter (d, d)), merged chunk by chunk (Chan)."""
 
     def __init__(self, d, device):
+        if device is None:
+            check_covariance_fits(d)
         self.device = device
         self.rows_seen = 0
         if device is None:

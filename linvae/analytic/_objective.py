@@ -17,7 +17,7 @@ No sampling is involved: these are expectations over the data and over ``q``.
 
 import numpy as np
 
-from .._checks import as_beta, as_covariance, as_float_array
+from .._checks import as_beta, as_covariance, as_float_array, check_psd
 from ._moments import moments
 from ._types import Gradients, LinearVAEParams, Terms
 
@@ -52,16 +52,37 @@ def check_params(params, d=None):
 
 
 def _check_cov(cov, d=None):
+    """``cov`` symmetric and positive semidefinite to the round-off of its dtype (the rule of
+    :func:`linvae.analytic.spectrum`), with shape (d, d)."""
+    dtype = getattr(cov, "dtype", np.float64)
     cov = as_covariance(cov)
     if d is not None and cov.shape[0] != d:
         raise ValueError(f"cov must have shape ({d}, {d}) to match mean, got {cov.shape}")
-    diagonal = np.diag(cov)
-    if np.any(diagonal < -1e6 * np.finfo(np.float64).eps * max(np.max(np.abs(cov)), 0.0)):
-        raise ValueError(
-            "cov must be symmetric positive semidefinite, got a negative variance "
-            f"{diagonal.min():.6g} on its diagonal"
-        )
+    check_psd(np.linalg.eigvalsh(cov), "cov", dtype)
     return cov
+
+
+def check_moments(mean, cov):
+    """``(mean (d,), cov (d, d))`` checked once: finite, fitting, ``cov`` symmetric PSD.
+
+    For loops that evaluate many models on the same data with :func:`objective_terms`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`objective` does for its ``mean`` and ``cov``.
+    """
+    mean = as_float_array(mean, "mean", ndim=1)
+    return mean, _check_cov(cov, mean.shape[0])
+
+
+def _finite_terms(rate, distortion, beta, arrays):
+    """The Terms, or ValueError when float64 overflowed on the way (huge parameters or data)."""
+    loss = distortion + beta * rate
+    if not (np.isfinite(rate) and np.isfinite(distortion) and np.isfinite(loss)):
+        sizes = ", ".join(f"|{name}| up to {np.max(np.abs(a)):.3g}" for name, a in arrays.items())
+        raise ValueError(f"the objective overflows float64 ({sizes}): rescale the parameters")
+    return Terms(float(rate), float(distortion), float(loss))
 
 
 def _vector(value, name, size, default):
@@ -107,9 +128,8 @@ def objective(params, mean, cov, beta, decoder_bias=None, encoder_offset=None):
         On shapes that do not fit together, NaN/inf, ``c <= 0``, a non-symmetric ``cov`` or
         one with a negative variance, or ``beta`` not finite and > 0.
     """
-    mean = as_float_array(mean, "mean", ndim=1)
+    mean, cov = check_moments(mean, cov)
     d = mean.shape[0]
-    cov = _check_cov(cov, d)
     E, c, D = check_params(params, d)
     beta = as_beta(beta)
     b = _vector(decoder_bias, "decoder_bias", d, mean)
@@ -118,26 +138,28 @@ def objective(params, mean, cov, beta, decoder_bias=None, encoder_offset=None):
 
 
 def objective_terms(E, c, D, mean, cov, beta, decoder_bias, encoder_offset=None):
-    """:func:`objective` on arrays already checked (float64, shapes that fit): no validation.
+    """:func:`objective` on arrays already checked (float64, shapes that fit, ``c > 0``, and
+    ``mean``, ``cov`` from :func:`check_moments`): no validation but the overflow check.
 
-    For loops that evaluate one validated model or covariance many times.
+    For loops that evaluate many models or β on the same data.
     """
     k = E.shape[0]
-    bias = decoder_bias if encoder_offset is None else decoder_bias + D @ encoder_offset
-    offset_rate = 0.0 if encoder_offset is None else float(encoder_offset @ encoder_offset)
-    ES = E @ cov  # (k, d)
-    ESEt = ES @ E.T  # (k, k): covariance of the posterior means
-    DtD = D.T @ D  # (k, k)
-    rate = 0.5 * (-np.sum(np.log(c)) + np.trace(ESEt) + offset_rate + np.sum(c) - k)  # eq. 14
-    residual = (
-        np.trace(cov)
-        - 2.0 * np.sum(ES * D.T)  # tr(D E S)
-        + np.sum(DtD * ESEt)  # tr(D E S Eᵀ Dᵀ)
-        + np.dot(c, np.diag(DtD))  # tr(D C Dᵀ)
-        + float(np.sum((mean - bias) ** 2))  # ‖m − b − D t‖²
-    )
-    distortion = 0.5 * mean.shape[0] * LOG_2PI + 0.5 * residual  # eqs. 17–18
-    return Terms(float(rate), float(distortion), float(distortion + beta * rate))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+        bias = decoder_bias if encoder_offset is None else decoder_bias + D @ encoder_offset
+        offset_rate = 0.0 if encoder_offset is None else float(encoder_offset @ encoder_offset)
+        ES = E @ cov  # (k, d)
+        ESEt = ES @ E.T  # (k, k): covariance of the posterior means
+        DtD = D.T @ D  # (k, k)
+        rate = 0.5 * (-np.sum(np.log(c)) + np.trace(ESEt) + offset_rate + np.sum(c) - k)  # eq. 14
+        residual = (
+            np.trace(cov)
+            - 2.0 * np.sum(ES * D.T)  # tr(D E S)
+            + np.sum(DtD * ESEt)  # tr(D E S Eᵀ Dᵀ)
+            + np.dot(c, np.diag(DtD))  # tr(D C Dᵀ)
+            + float(np.sum((mean - bias) ** 2))  # ‖m − b − D t‖²
+        )
+        distortion = 0.5 * mean.shape[0] * LOG_2PI + 0.5 * residual  # eqs. 17–18
+    return _finite_terms(rate, distortion, beta, {"E": E, "c": c, "D": D})
 
 
 def empirical_objective(params, X, beta, decoder_bias=None, encoder_offset=None):
@@ -177,9 +199,12 @@ def gradients(params, cov, beta):
     cov = _check_cov(cov)
     E, c, D = check_params(params, cov.shape[0])
     beta = as_beta(beta)
-    DtD = D.T @ D
-    SEt = cov @ E.T  # (d, k)
-    grad_E = (DtD @ E + beta * E - D.T) @ cov  # -eq. 20 / N
-    grad_c = 0.5 * np.diag(DtD) + 0.5 * beta * (1.0 - 1.0 / c)  # -eq. 19 / N
-    grad_D = D @ (E @ SEt + np.diag(c)) - SEt
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+        DtD = D.T @ D
+        SEt = cov @ E.T  # (d, k)
+        grad_E = (DtD @ E + beta * E - D.T) @ cov  # -eq. 20 / N
+        grad_c = 0.5 * np.diag(DtD) + 0.5 * beta * (1.0 - 1.0 / c)  # -eq. 19 / N
+        grad_D = D @ (E @ SEt + np.diag(c)) - SEt
+    if not all(np.all(np.isfinite(g)) for g in (grad_E, grad_c, grad_D)):
+        raise ValueError("the gradients overflow float64: rescale the parameters")
     return Gradients(E=grad_E, c=grad_c, D=grad_D)

@@ -12,8 +12,16 @@ import time
 
 import numpy as np
 
-from .._cli import UsageError, add_data_flags, command_parser, positive_int, program, run_command
-from .._io import atomic_write_text, git_revision, versions, write_figure, write_json
+from .._cli import add_data_flags, command_parser, positive_int, program, run_command, user_input
+from .._io import (
+    atomic_write_text,
+    check_output,
+    figure_format,
+    git_revision,
+    versions,
+    write_figure,
+    write_json,
+)
 from ._curve import DEFAULT_GRID, DEFAULT_LATENT, beta_grid, rate_distortion
 from ._moments import moments
 from ._spectrum import rank, spectrum
@@ -112,33 +120,39 @@ def render_plot(record, path) -> None:
     plt.close(figure)
 
 
+def _check_outputs(args) -> None:
+    """Every output path, checked before any work (a figure's format from its suffix)."""
+    for flag, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
+        if path is not None:
+            user_input(flag, check_output, path)
+    if args.plot is not None:
+        user_input("--plot", figure_format, args.plot)
+
+
 def run(args) -> int:
     """The command: compute the curve, print it, write the files asked for."""
     from ..data import load
 
-    try:
-        started = time.perf_counter()
-        X, info = load(args.dataset, n=args.n, seed=args.seed)
-        stats = moments(X)
-        spec = spectrum(stats.cov)
-        betas, _ = beta_grid(args.betas, spec.eigvals, args.latent)
-        n, d = X.shape
-        curve = rate_distortion(spec.eigvals, args.latent, betas)
-        seconds = time.perf_counter() - started
-    except (ValueError, TypeError) as error:  # FileNotFoundError of data is a ValueError too
-        raise UsageError(str(error)) from None
+    _check_outputs(args)
+    started = time.perf_counter()
+    X, info = user_input(
+        f"--dataset {args.dataset}:", lambda: load(args.dataset, n=args.n, seed=args.seed)
+    )
+    stats = user_input("--dataset:", moments, X)
+    spec = spectrum(stats.cov)
+    betas, _ = user_input("--betas", beta_grid, args.betas, spec.eigvals, args.latent)
+    curve = rate_distortion(spec.eigvals, args.latent, betas)
+    seconds = time.perf_counter() - started
+    n, d = X.shape
     record = curve_record(info, n, d, args.latent, rank(spec), betas, curve, spec.eigvals, seconds)
     if not args.quiet:
         sys.stdout.write(render_table(record))
-    try:
-        if args.json:
-            write_json(args.json, record)
-        if args.csv:
-            atomic_write_text(args.csv, render_csv(record))
-        if args.plot:
-            render_plot(record, args.plot)
-    except OSError as error:
-        raise UsageError(f"cannot write: {error}") from None
+    if args.json:
+        user_input("--json", write_json, args.json, record)
+    if args.csv:
+        user_input("--csv", atomic_write_text, args.csv, render_csv(record))
+    if args.plot:
+        user_input("--plot", render_plot, record, args.plot)
     return 0
 
 

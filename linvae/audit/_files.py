@@ -22,6 +22,8 @@ import zipfile
 
 import numpy as np
 
+from linvae._checks import as_float_array
+
 from ._model import AffineVAE, check_affine_vae
 
 KEYS = ("E", "c", "log_c", "D", "b", "t", "e", "log_c_weight")
@@ -56,8 +58,17 @@ def load_npz(path, mean):
         raise _bad(path, f"not a readable .npz archive ({error})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _bad(path, "holds one array, not a .npz archive of named arrays")
+    arrays = {}
     with archive:
-        arrays = {key: archive[key] for key in archive.files}
+        for key in archive.files:
+            try:
+                arrays[key] = archive[key]
+            except ValueError:  # numpy refuses object arrays with allow_pickle=False
+                raise _bad(
+                    path,
+                    f"the array {key!r} holds Python objects (a pickle), which linvae does not "
+                    "load",
+                ) from None
     unknown = sorted(set(arrays) - set(KEYS))
     if unknown:
         raise _bad(path, f"unknown keys {unknown}; expected some of {list(KEYS)}")
@@ -70,7 +81,8 @@ def load_npz(path, mean):
     if "c" not in arrays and "log_c" not in arrays:
         raise _bad(path, "missing the posterior variance: 'c' or 'log_c'")
     try:
-        E = np.asarray(arrays["E"], dtype=np.float64)
+        arrays = {key: as_float_array(value, key) for key, value in arrays.items()}
+        E = arrays["E"]
         if E.ndim != 2:
             raise ValueError(f"E must have shape (k, d), got {E.shape}")
         k, d = E.shape

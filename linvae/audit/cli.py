@@ -12,8 +12,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from linvae._cli import UsageError, add_data_flags, command_parser, program, run_command
-from linvae._io import dumps, git_revision, versions, write_json
+from linvae._cli import (
+    UsageError,
+    add_data_flags,
+    command_parser,
+    program,
+    run_command,
+    user_input,
+)
+from linvae._io import check_output, dumps, git_revision, versions, write_json
 
 from ._audit import STATUS_TOLERANCE
 from ._conventions import effective_beta, parse_convention
@@ -56,7 +63,7 @@ def _compare_run(path: Path):
     """The compare run whose folder (or MR-VAE weights) ``path`` is, or None for other files."""
     from linvae.compare.run_folder import MRVAE_WEIGHTS, RunFolderError, load_run
 
-    if not (path.is_dir() or path.name == MRVAE_WEIGHTS):
+    if not (path.is_dir() or path.name in (MRVAE_WEIGHTS, "mrvae.pt")):
         return None
     try:
         return load_run(path if path.is_dir() else path.parent)
@@ -68,19 +75,22 @@ def run(args) -> dict:
     """The audit record of the command line ``args``; raises UsageError on bad input."""
     from linvae.data import load
 
+    if args.out is not None:
+        user_input("--out", check_output, args.out)
     model_path = Path(args.model)
-    if not model_path.exists():
-        raise UsageError(f"MODEL {model_path} does not exist")
+    if not args.model.strip() or not model_path.exists():
+        raise UsageError(f"MODEL {args.model!r} does not exist")
     compare_run = _compare_run(model_path)
-    dataset, seed = args.dataset, args.seed
-    if dataset is None:
-        if compare_run is None:
-            raise UsageError("--dataset is required for a .npz model")
-        # the run's own data set, drawn with the run's seed
-        dataset, seed = compare_run.config.dataset, compare_run.config.seed
+    if args.dataset is None and compare_run is None:
+        raise UsageError("--dataset is required for a .npz model")
     try:
         options = parse_convention(args.convention)
-        X, info = load(dataset, n=args.n, seed=seed)
+        if args.dataset is None:  # the run's own data, drawn as the run drew them
+            from linvae.compare.comparison import load_data
+
+            X, info = load_data(compare_run.config)
+        else:
+            X, info = load(args.dataset, n=args.n, seed=args.seed)
         mean = X.mean(axis=0)
         if compare_run is None:
             model = load_npz(model_path, mean)
@@ -89,8 +99,10 @@ def run(args) -> dict:
         d, k = X.shape[1], model.encoder_weight.shape[0]
         beta = effective_beta(args.beta, **options, d=d, k=k)
         result = audit_model(model, X, beta, tol=args.tol)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"{error.strerror or error}: {error.filename or args.model}") from None
     return {
         "versions": versions(torch=compare_run is not None),
         "git_revision": git_revision(),
@@ -110,10 +122,7 @@ def print_record(args, record) -> int:
     """The command: audit, write ``--out``, print the summary or the JSON record."""
     summary = record.pop("_summary")
     if args.out:
-        try:
-            write_json(args.out, record)
-        except OSError as error:
-            raise UsageError(f"cannot write: {error}") from None
+        user_input("--out", write_json, args.out, record)
     if args.json:
         sys.stdout.write(dumps(record))
     else:

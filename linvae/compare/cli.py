@@ -7,6 +7,7 @@ its help and passes on only the flags that were given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import sys
@@ -14,6 +15,9 @@ from pathlib import Path
 
 from linvae._checks import resolve_device
 from linvae._cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     UsageError,
     argument_type,
     command_parser,
@@ -21,14 +25,16 @@ from linvae._cli import (
     positive_int,
     program,
     run_command,
+    user_input,
 )
+from linvae._signals import interrupts_held
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
-from .comparison import load_data, reevaluate, run_comparison
+from .comparison import prepare, reevaluate, run_comparison
 from .config import FLOORS, GATE_THRESHOLDS, CompareConfig
-from .run_folder import load_run, prepare_folder, save_run
+from .run_folder import check_space, load_run, locked, prepare_folder, save_run_or_rescue
 
 PROG = program("compare")
 
@@ -136,50 +142,76 @@ def print_summary(report: dict, out: Path) -> None:
             f"{s['beta_vae_count']} β-VAEs at their β: max {s['beta_vae_excess_max']:.4g}, mean "
             f"{s['beta_vae_excess_mean']:.4g} nats/example ({s['beta_vae_train_seconds']:.1f} s)"
         )
-    if report["partial"]:
+    if report["partial"] and not report.get("diverged"):
         print("partial: training was interrupted")
     print(f"report: {out / 'report.md'}")
 
 
-def _from_run(args):
+def _from_run(args, stack):
     given = [_flag(name) for name in _TRAINING if hasattr(args, name)]
     if given:
         raise UsageError(f"--from-run takes no training flags, got {', '.join(given)}")
-    run = load_run(args.from_run)
+    if not args.from_run.strip():
+        raise UsageError("--from-run: an empty path: give a run folder")
+    run = user_input("--from-run", load_run, args.from_run)
     if hasattr(args, "floor"):
         run.config = dataclasses.replace(run.config, floor=args.floor)
-    out = Path(args.from_run if args.out is None else args.out)
+    out = run.folder if args.out is None else Path(args.out)
     if out != run.folder:
-        out = prepare_folder(out, run.config.dataset)
-    return reevaluate(run), out
+        out = user_input("--out", prepare_folder, args.out, run.config.dataset)
+    user_input("--out", stack.enter_context, locked(out))
+    return user_input("--from-run", reevaluate, run), out
 
 
-def _checked(flag, function, *arguments):
-    """``function(*arguments)``, a TypeError/ValueError becoming a UsageError naming ``flag``."""
-    try:
-        return function(*arguments)
-    except (TypeError, ValueError) as error:
-        raise UsageError(f"{flag} {error}") from None
+def _train(args, stack):
+    config = config_from_args(args)
+    user_input("--device", resolve_device, config.device)
+    problem = user_input(f"--dataset {config.dataset}:", prepare, config)
+    out = user_input("--out", prepare_folder, args.out, config.dataset)
+    user_input("--out", stack.enter_context, locked(out))
+    user_input("--out", check_space, out, config, problem.X.shape[1])
+    comparison = run_comparison(
+        config, problem=problem, progress=not args.quiet, guard_signals=True
+    )
+    return comparison, out
 
 
 def run(args) -> int:
-    """Train (or re-evaluate ``--from-run``), write the run folder, print the summary."""
-    if args.from_run is not None:
-        comparison, out = _checked("--from-run", _from_run, args)
-    else:
-        config = config_from_args(args)
-        _checked("--device", resolve_device, config.device)
-        data = _checked(f"--dataset {config.dataset}:", load_data, config)
-        out = _checked("--out", prepare_folder, args.out, config.dataset)
-        comparison = run_comparison(config, data=data, progress=not args.quiet)
-    save_run(out, comparison.report, comparison.models, ("png", "svg") if args.svg else ("png",))
+    """Train (or re-evaluate ``--from-run``), write the run folder, print the summary.
+
+    Exit status: 0 done; 1 training diverged, or the run could not be written where asked
+    (it was saved elsewhere); 2 a bad flag, data set or folder; 130 interrupted (partial).
+    """
+    formats = ("png", "svg") if args.svg else ("png",)
+    with contextlib.ExitStack() as stack:
+        if args.from_run is not None:
+            comparison, out = _from_run(args, stack)
+        else:
+            comparison, out = _train(args, stack)
+        with interrupts_held("interrupt received: the run is being written, then linvae stops"):
+            written, failure = user_input(
+                "--out", save_run_or_rescue, out, comparison.report, comparison.models, formats
+            )
+    report = comparison.report
     if not args.quiet:
-        print_summary(comparison.report, out)
-    return 0
+        print_summary(report, written)
+    if failure is not None:
+        print(f"{PROG}: error: cannot write to {out} ({failure}); the run is in {written}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    if report.get("diverged") and args.from_run is None:
+        diverged = report["diverged"]
+        print(
+            f"{PROG}: error: training diverged at step {diverged['step']} of the "
+            f"{diverged['model']} (lower --lr); the report of what finished is in {written}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if report["partial"] and args.from_run is None else EXIT_OK
 
 
 def main(argv=None) -> int:
-    """Entry point; returns the exit status (0, or 2 with one line for a usage error)."""
+    """Entry point; returns the exit status (see :func:`run`)."""
     return run_command(PROG, build_parser(), run, argv)
 
 

@@ -6,11 +6,13 @@ what ``--from-run`` runs on a run read back by :func:`linvae.compare.run_folder.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from linvae._checks import resolve_device
+from linvae._signals import interrupts_held, terminate_as_interrupt
 from linvae.analytic import beta_grid, moments, spectrum
 from linvae.data import load
 
@@ -60,7 +62,62 @@ def load_data(config: CompareConfig):
     return load(config.dataset, n=config.n, seed=config.seed, patch_size=config.patch_size)
 
 
-def run_comparison(config: CompareConfig | None = None, *, data=None, progress: bool = False):
+@dataclass
+class Problem:
+    """What a comparison is trained and judged on: the data, its exact statistics, the grid.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, d)
+    info : DatasetInfo
+    stats : Moments
+    spectrum : Spectrum
+        Of ``stats.cov``.
+    grid : ndarray of shape (m,)
+    grid_note : str
+        Which grid it is and why.
+    device : str
+        Where the models train.
+    """
+
+    X: np.ndarray
+    info: object
+    stats: object
+    spectrum: object
+    grid: np.ndarray
+    grid_note: str
+    device: str
+
+
+def prepare(config: CompareConfig, data=None) -> Problem:
+    """Load the data (unless given), its moments and spectrum, the grid and the device.
+
+    Everything that can go wrong with the user's input goes wrong here, before training.
+
+    Raises
+    ------
+    TypeError, ValueError, OSError
+        For a data set that cannot be loaded or whose covariance does not fit in memory,
+        a grid that cannot be built, or a device that is not there.
+    """
+    if not isinstance(config, CompareConfig):
+        raise TypeError(f"config must be a CompareConfig, got {type(config).__name__}")
+    device = str(resolve_device(config.device))
+    X, info = load_data(config) if data is None else data
+    stats = moments(X)
+    spec = spectrum(stats.cov)
+    grid, note = beta_grid(config.betas, spec.eigvals, config.latent)
+    return Problem(X, info, stats, spec, grid, note, device)
+
+
+def run_comparison(
+    config: CompareConfig | None = None,
+    *,
+    data=None,
+    problem: Problem | None = None,
+    progress: bool = False,
+    guard_signals: bool = False,
+):
     """Train one MR-VAE and the β-VAEs of ``config``, evaluate them exactly, build the report.
 
     Parameters
@@ -69,32 +126,40 @@ def run_comparison(config: CompareConfig | None = None, *, data=None, progress: 
         The defaults when None.
     data : (X, DatasetInfo), optional
         The data; loaded from ``config.dataset`` when None.
+    problem : Problem, optional
+        The data already prepared by :func:`prepare` (then ``data`` is not used).
     progress : bool
         Draw a progress bar per model on stderr.
+    guard_signals : bool
+        For a command line: SIGTERM stops training as Ctrl-C does, and during the
+        evaluation after training both signals are held until the report is built.
 
     Returns
     -------
     Comparison
-        Ctrl-C during training ends training early; the report says ``partial``.
+        Ctrl-C during training, or a loss that stops being finite, ends training early; the
+        report says ``partial`` (and ``diverged``).
 
     Raises
     ------
-    TypeError, ValueError
-        For a data set that cannot be loaded or a device that is not there (before any
-        training).
+    TypeError, ValueError, OSError
+        From :func:`prepare`, before any training.
     """
     config = CompareConfig() if config is None else config
-    if not isinstance(config, CompareConfig):
-        raise TypeError(f"config must be a CompareConfig, got {type(config).__name__}")
-    device = str(resolve_device(config.device))
-    X, info = load_data(config) if data is None else data
-    stats = moments(X)
-    spec = spectrum(stats.cov)
-    grid, note = beta_grid(config.betas, spec.eigvals, config.latent)
-    models = train_models(X, config, grid, progress=progress)
-    report = build_report(
-        models, stats, info, config, grid, grid_note=note, device=device, spectrum=spec
+    problem = prepare(config, data) if problem is None else problem
+    training = terminate_as_interrupt() if guard_signals else contextlib.nullcontext()
+    with training:
+        models = train_models(problem.X, config, problem.grid, progress=progress)
+    evaluating = (
+        interrupts_held("interrupt received: finishing the report of what was trained")
+        if guard_signals
+        else contextlib.nullcontext()
     )
+    with evaluating:
+        report = build_report(
+            models, problem.stats, problem.info, config, problem.grid,
+            grid_note=problem.grid_note, device=problem.device, spectrum=problem.spectrum,
+        )  # fmt: skip
     return Comparison(config, models, report)
 
 

@@ -11,12 +11,14 @@ import time
 
 import numpy as np
 
+from linvae._checks import as_beta, as_betas
 from linvae.analytic import (
     Terms,
     as_spectrum,
+    check_moments,
     covariance_optimum,
     decoder_optimum,
-    objective,
+    objective_terms,
     rate_distortion,
 )
 from linvae.mrvae.model import LinearMRVAE
@@ -50,17 +52,25 @@ def exact_terms(model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarr
         ``t = t_FiLM(β) + E(m − input_mean)`` (``t = 0`` without FiLM gates when
         ``input_mean`` is the data mean).
     """
+    mean, cov = check_moments(mean, cov)
+    return _terms(model, as_beta(beta), mean, cov)
+
+
+def _terms(model: LinearMRVAE, beta: float, mean, cov) -> Terms:
+    """:func:`exact_terms` on moments already checked."""
     params = model.params_at(beta)
     input_mean = model.input_mean.detach().cpu().double().numpy()
     offset = model.latent_offset(beta) + params.E @ (mean - input_mean)
-    return objective(
-        params, mean, cov, beta, decoder_bias=model.decoder_bias(beta), encoder_offset=offset
-    )
+    return objective_terms(*params, mean, cov, beta, model.decoder_bias(beta), offset)
 
 
 def evaluate_model(model: LinearMRVAE, mean, cov, betas) -> dict[str, np.ndarray]:
-    """Exact ``rate``, ``distortion`` and ``loss`` of ``model`` at each β, arrays of shape (m,)."""
-    rows = np.array([exact_terms(model, float(beta), mean, cov) for beta in betas])
+    """Exact ``rate``, ``distortion`` and ``loss`` of ``model`` at each β, arrays of shape (m,).
+
+    The moments are checked once (symmetric, positive semidefinite), not per β.
+    """
+    mean, cov = check_moments(mean, cov)
+    rows = np.array([_terms(model, beta, mean, cov) for beta in as_betas(betas)])
     return {"rate": rows[:, 0], "distortion": rows[:, 1], "loss": rows[:, 2]}
 
 

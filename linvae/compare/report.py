@@ -167,7 +167,8 @@ def build_report(
         "training": train_config(config, info.n).to_dict(),
         "device": device,
         "seed": config.seed,
-        "partial": bool(models.interrupted),
+        "partial": models.partial,
+        "diverged": models.diverged,
     }
     report["summary"] = summarise(report)
     return report
@@ -215,10 +216,18 @@ def render_markdown(report: dict) -> str:
         "# linvae.compare: one MR-VAE and β-VAEs against the exact optimum",
         "",
     ]
-    if report["partial"]:
+    if report.get("diverged"):
+        diverged = report["diverged"]
         lines += [
-            "> **Partial run**: training was interrupted (Ctrl-C); the numbers below are for "
-            "what finished.",
+            f"> **Partial run**: training of the {diverged['model']} diverged at step "
+            f"{diverged['step']} (a lower learning rate helps); the numbers below are for "
+            "what finished, the MR-VAE at its last finite weights.",
+            "",
+        ]
+    elif report["partial"]:
+        lines += [
+            "> **Partial run**: training was interrupted (Ctrl-C or SIGTERM); the numbers "
+            "below are for what finished.",
             "",
         ]
     betas = report["betas"]

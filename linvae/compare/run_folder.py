@@ -2,27 +2,31 @@
 
 One folder per run::
 
-    report.json    the record (strict JSON): every number, the config, versions
-    report.md      the human summary, rendered from report.json alone
-    mrvae.pt       the MR-VAE's weights (torch, read with weights_only=True)
-    beta_vaes.pt   the β-VAEs' weights, when there are any
-    *.png, *.svg   the figures, rendered from report.json alone
+    report.json             the record (strict JSON): every number, the config, versions
+    report.md               the human summary, rendered from report.json alone
+    mrvae.safetensors       the MR-VAE's weights, its config in the metadata
+    beta_vaes.safetensors   the β-VAEs' weights and their β, when there are any
+    *.png, *.svg            the figures, rendered from report.json alone
+    .linvae.lock            held while a run writes here (filelock)
 
-Everything here is written atomically. ``python -m linvae.compare --from-run``, ``python -m
-linvae.audit RUN`` and the benchmarks read a run through :func:`load_run` only.
+Everything here is written atomically, the record before the figures. A folder is locked
+while a run uses it, and a folder that holds a report.json is never written over by a new
+run. ``python -m linvae.compare --from-run``, ``python -m linvae.audit RUN`` and the
+benchmarks read a run through :func:`load_run` only; runs of earlier versions (``.pt``
+weights, read with ``weights_only=True``) still load.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from linvae._io import atomic_write_bytes, atomic_write_text, write_json
-from linvae.mrvae.model import model_from_config
+from linvae._io import atomic_write_text, write_json
+from linvae.mrvae.checkpoint import CheckpointError, load_legacy, load_models, save_models
 from linvae.mrvae.train import TrainResult
 
 from .config import CompareConfig
@@ -32,8 +36,12 @@ from .training import Baseline, TrainedModels
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
-MRVAE_WEIGHTS = "mrvae.pt"
-BASELINE_WEIGHTS = "beta_vaes.pt"
+MRVAE_WEIGHTS = "mrvae.safetensors"
+BASELINE_WEIGHTS = "beta_vaes.safetensors"
+LOCK = ".linvae.lock"
+
+#: What a run's files take besides the weights: report.json, report.md and the figures.
+REPORT_BYTES = 4 * 2**20
 
 
 class RunFolderError(ValueError):
@@ -60,6 +68,8 @@ def new_run_folder(dataset: str, root="runs") -> Path:
             return folder
         except FileExistsError:
             continue
+        except OSError as error:
+            raise RunFolderError(f"cannot create {folder}: {error.strerror or error}") from None
     raise RunFolderError(f"could not create a new run folder beside {stem}")
 
 
@@ -74,6 +84,8 @@ def prepare_folder(out, dataset: str) -> Path:
     """
     if out is None:
         return new_run_folder(dataset)
+    if isinstance(out, str) and not out.strip():
+        raise RunFolderError("an empty path: give a folder name")
     folder = Path(out)
     if (folder / REPORT_JSON).exists():
         raise RunFolderError(f"{folder} already holds a {REPORT_JSON}; choose a new folder")
@@ -84,14 +96,53 @@ def prepare_folder(out, dataset: str) -> Path:
     return folder
 
 
-def _state(model) -> dict:
-    return {key: value.detach().cpu() for key, value in model.state_dict().items()}
+@contextlib.contextmanager
+def locked(folder):
+    """Hold the folder's lock (:data:`LOCK`, filelock) for the duration; refuse if it is held.
+
+    Raises
+    ------
+    RunFolderError
+        If another run holds the folder, or the lock file cannot be created there (the
+        folder is not writable).
+    """
+    from filelock import FileLock, Timeout
+
+    folder = Path(folder)
+    lock = FileLock(str(folder / LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunFolderError(f"{folder} is in use by another linvae run ({LOCK})") from None
+    except OSError as error:
+        raise RunFolderError(f"cannot write in {folder}: {error.strerror or error}") from None
+    try:
+        yield folder
+    finally:
+        lock.release()
 
 
-def _save_torch(path: Path, state) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+def check_space(folder, config: CompareConfig, d: int) -> None:
+    """Refuse, before training, a folder that cannot take the run's files.
+
+    A probe file is written and removed; the free space must hold the weights of every
+    model (float64) and :data:`REPORT_BYTES` for the report and figures.
+    """
+    folder = Path(folder)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe."):
+            pass
+        free = shutil.disk_usage(folder).free
+    except OSError as error:
+        raise RunFolderError(f"cannot write in {folder}: {error.strerror or error}") from None
+    k, h = config.latent, config.hidden_width()
+    per_model = 8 * (2 * d * h + 2 * h * k + 4 * (2 * h + k + d) + 2 * k + 2 * d)
+    needed = per_model * (1 + config.baselines) + REPORT_BYTES
+    if free < needed:
+        raise RunFolderError(
+            f"{folder} has {free / 2**20:.1f} MiB free; the run needs about "
+            f"{needed / 2**20:.1f} MiB"
+        )
 
 
 def save_run(folder, report: dict, models: TrainedModels, formats=("png",)) -> dict:
@@ -106,15 +157,12 @@ def save_run(folder, report: dict, models: TrainedModels, formats=("png",)) -> d
         The ``files`` entry added to the report (weights, figures, markdown).
     """
     folder = Path(folder)
-    _save_torch(folder / MRVAE_WEIGHTS, _state(models.mrvae))
+    save_models(folder / MRVAE_WEIGHTS, [models.mrvae])
     if models.baselines:
-        _save_torch(
+        save_models(
             folder / BASELINE_WEIGHTS,
-            {
-                "betas": [baseline.beta for baseline in models.baselines],
-                "config": models.baselines[0].model.config(),
-                "state_dicts": [_state(baseline.model) for baseline in models.baselines],
-            },
+            [baseline.model for baseline in models.baselines],
+            betas=[baseline.beta for baseline in models.baselines],
         )
     report["files"] = {
         "weights": MRVAE_WEIGHTS,
@@ -126,6 +174,38 @@ def save_run(folder, report: dict, models: TrainedModels, formats=("png",)) -> d
     atomic_write_text(folder / REPORT_MARKDOWN, render_markdown(report))
     write_figures(report, folder, formats)
     return report["files"]
+
+
+def save_run_or_rescue(folder, report: dict, models: TrainedModels, formats=("png",)):
+    """:func:`save_run` to ``folder``; if that fails (a full disk, a folder gone read-only),
+    to a new folder of its own under the system's temporary folder: the trained models are
+    not lost.
+
+    Returns
+    -------
+    (Path, str or None)
+        The folder written, and why ``folder`` could not be (None when it was).
+
+    Raises
+    ------
+    RunFolderError
+        If neither could be written.
+    """
+    try:
+        save_run(folder, report, models, formats)
+        return Path(folder), None
+    except (OSError, ValueError) as error:
+        reason = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
+    rescue = Path(tempfile.mkdtemp(prefix="linvae-rescue-"))
+    report["rescued_from"] = f"{folder}: {reason}"
+    try:
+        save_run(rescue, report, models, formats)
+    except (OSError, ValueError) as error:
+        raise RunFolderError(
+            f"cannot write the run to {folder} ({reason}) nor to {rescue} ({error}): the trained "
+            "models are lost"
+        ) from None
+    return rescue, reason
 
 
 def _config_of(report: dict) -> CompareConfig:
@@ -159,14 +239,28 @@ def _result(entry: dict, interrupted=False) -> TrainResult:
     )
 
 
+def _models(folder: Path, report: dict):
+    """The MR-VAE and [(β, model)] of a run (``.pt`` weights: a run of an earlier version)."""
+    legacy = report.get("files", {}).get("weights", "mrvae.pt").endswith(".pt")
+    if legacy:
+        (mrvae,), _ = load_legacy(folder / "mrvae.pt", report["mrvae"]["config"])
+    else:
+        (mrvae,), _ = load_models(folder / MRVAE_WEIGHTS)
+    if not report["beta_vae"]:
+        return mrvae, []
+    read = load_legacy if legacy else load_models
+    models, extra = read(folder / ("beta_vaes.pt" if legacy else BASELINE_WEIGHTS))
+    return mrvae, list(zip(extra["betas"], models, strict=True))
+
+
 def load_run(folder) -> Run:
     """Read a run folder back: report.json, the config and the models with their weights.
 
     Raises
     ------
     RunFolderError
-        Naming the folder, if it has no readable report.json, the weights are missing or
-        do not fit the models the report describes.
+        Naming the folder, if it has no readable report.json, the weights are missing, do
+        not fit the models the report describes, hold NaN, or are a pickle payload.
     """
     folder = Path(folder)
     try:
@@ -177,21 +271,17 @@ def load_run(folder) -> Run:
         raise RunFolderError(str(error)) from None
     try:
         config = _config_of(report)
-        mrvae = model_from_config(report["mrvae"]["config"])
-        mrvae.load_state_dict(torch.load(folder / MRVAE_WEIGHTS, weights_only=True))
+        mrvae, baselines = _models(folder, report)
         models = TrainedModels(
             mrvae,
             _result(report["mrvae"], report["mrvae"].get("interrupted", False)),
-            interrupted=bool(report["partial"]),
+            interrupted=bool(report["partial"]) and not report.get("diverged"),
+            diverged=report.get("diverged"),
         )
-        if report["beta_vae"]:
-            state = torch.load(folder / BASELINE_WEIGHTS, weights_only=True)
-            for beta, entry, weights in zip(
-                state["betas"], report["beta_vae"], state["state_dicts"], strict=True
-            ):
-                model = model_from_config(state["config"])
-                model.load_state_dict(weights)
-                models.baselines.append(Baseline(float(beta), model, _result(entry)))
+        for (beta, model), entry in zip(baselines, report["beta_vae"], strict=True):
+            models.baselines.append(Baseline(float(beta), model, _result(entry)))
+    except CheckpointError as error:
+        raise RunFolderError(str(error)) from None
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
         raise RunFolderError(f"{folder}: cannot rebuild the models: {error}") from None
     return Run(folder, report, config, models)

@@ -34,13 +34,23 @@ class TrainedModels:
     baselines : list of Baseline
         The β-VAEs that finished, in increasing β.
     interrupted : bool
-        True when Ctrl-C stopped training; an unfinished β-VAE is left out.
+        True when Ctrl-C (or SIGTERM) stopped training; an unfinished β-VAE is left out.
+    diverged : dict or None
+        ``{"model": name, "step": n}`` when a model's loss stopped being finite: training
+        stopped there. A diverged MR-VAE keeps its last finite weights; a diverged β-VAE
+        is left out.
     """
 
     mrvae: LinearMRVAE
     mrvae_result: TrainResult
     baselines: list[Baseline] = field(default_factory=list)
     interrupted: bool = False
+    diverged: dict | None = None
+
+    @property
+    def partial(self) -> bool:
+        """Whether training stopped before every model finished."""
+        return self.interrupted or self.diverged is not None
 
 
 def train_config(config: CompareConfig, n: int) -> TrainConfig:
@@ -98,7 +108,13 @@ def _trained(model, X, config: CompareConfig, name: str, beta, progress: bool) -
         model, X, train_config(config, X.shape[0]), beta=beta, device=config.device, progress=bar
     )
     if bar is not None:
-        bar.close("interrupted" if result.interrupted else "")
+        bar.close(
+            "interrupted"
+            if result.interrupted
+            else f"diverged at step {result.diverged_at}"
+            if result.diverged_at is not None
+            else ""
+        )
     return result
 
 
@@ -109,10 +125,17 @@ def train_mrvae(X, config: CompareConfig, *, progress: bool = False):
         return model, _trained(model, X, config, "MR-VAE", None, progress)
 
 
-def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
-    """The config's β-VAEs trained on ``X``: ``(list of Baseline, interrupted)``.
+def _diverged(name: str, result: TrainResult) -> dict | None:
+    if result.diverged_at is None:
+        return None
+    return {"model": name, "step": result.diverged_at}
 
-    Ctrl-C stops at the β-VAE being trained, which is left out.
+
+def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
+    """The config's β-VAEs trained on ``X``: ``(list of Baseline, interrupted, diverged)``.
+
+    Ctrl-C, or a loss that is no longer finite, stops at the β-VAE being trained, which is
+    left out; ``diverged`` is then ``{"model": name, "step": n}``.
     """
     baselines = []
     with torch_threads(config.threads):
@@ -120,11 +143,12 @@ def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
             model = LinearVAE(
                 X.shape[1], config.latent, hidden=config.hidden_width(), seed=config.seed
             )
-            result = _trained(model, X, config, f"β-VAE β={beta:.3g}", float(beta), progress)
-            if result.interrupted:
-                return baselines, True
+            name = f"β-VAE β={beta:.3g}"
+            result = _trained(model, X, config, name, float(beta), progress)
+            if result.interrupted or result.diverged_at is not None:
+                return baselines, result.interrupted, _diverged(name, result)
             baselines.append(Baseline(float(beta), model, result))
-    return baselines, False
+    return baselines, False, None
 
 
 def train_models(X, config: CompareConfig, grid, *, progress: bool = False) -> TrainedModels:
@@ -145,7 +169,11 @@ def train_models(X, config: CompareConfig, grid, *, progress: bool = False) -> T
         Ctrl-C stops training and is reported by ``interrupted``, not raised.
     """
     mrvae, result = train_mrvae(X, config, progress=progress)
-    models = TrainedModels(mrvae, result, interrupted=result.interrupted)
-    if not models.interrupted:
-        models.baselines, models.interrupted = train_baselines(X, config, grid, progress=progress)
+    models = TrainedModels(
+        mrvae, result, interrupted=result.interrupted, diverged=_diverged("MR-VAE", result)
+    )
+    if not models.partial:
+        models.baselines, models.interrupted, models.diverged = train_baselines(
+            X, config, grid, progress=progress
+        )
     return models

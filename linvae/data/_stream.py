@@ -140,12 +140,21 @@ def file_moments(path, *, chunk_size=DEFAULT_CHUNK_SIZE, device=None, progress=F
     chunk_size = as_int(chunk_size, "chunk_size", minimum=1)
     if not path.exists():
         raise DataFileNotFoundError(2, "no such data file", str(path))
+    if path.is_dir():
+        raise _fail(path, f"it is a directory, not a data file ({SUPPORTED_FILES})")
     total, row_shape, dtype, blocks = _open_rows(path, chunk_size)
     d = math.prod(row_shape)
     flat = (block.reshape(block.shape[0], d) for block in blocks)
     if progress is True:
         progress = ProgressLine(f"moments of {path.name}")
-    stats = moments_of_chunks(flat, d, device=device, progress=progress or None, total_rows=total)
+    try:
+        stats = moments_of_chunks(
+            flat, d, device=device, progress=progress or None, total_rows=total
+        )
+    except ValueError as error:
+        if str(error).startswith("cannot load"):
+            raise
+        raise _fail(path, str(error)) from None
     if dtype == np.uint8:
         return Moments(stats.mean / PIXEL_SCALE, stats.cov / PIXEL_SCALE**2, stats.n)
     return stats

@@ -129,12 +129,16 @@ class TrainResult:
     final_loss : float
         Mean training loss over the last steps (up to 50), nats per example; NaN if no step
         completed.
+    diverged_at : int or None
+        The first step whose loss was not finite, when training diverged; the model then
+        holds the weights of ``steps``, the last step checked with a finite loss.
     """
 
     steps: int
     seconds: float
     interrupted: bool
     final_loss: float
+    diverged_at: int | None = None
 
 
 def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
@@ -223,7 +227,10 @@ def train(
     -------
     TrainResult
         A KeyboardInterrupt (Ctrl-C) stops the loop after the current step and is reported
-        by ``interrupted=True``, not re-raised: the model keeps the weights it had.
+        by ``interrupted=True``, not re-raised: the model keeps the weights it had. A loss
+        that is no longer finite (checked with every read of the loss) stops the loop too:
+        the model gets back the weights of the last check with a finite loss, and
+        ``diverged_at`` names the step where the loss first went non-finite.
 
     Raises
     ------
@@ -235,6 +242,8 @@ def train(
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     X = np.asarray(X, dtype=np.float64)
+    if not X.flags.writeable:  # a read-only memory map (a .npy file): torch wants its own copy
+        X = X.copy()
     if X.ndim != 2 or X.shape[1] != model.d or X.shape[0] < 2:
         raise ValueError(f"X must have shape (n >= 2, {model.d}), got {X.shape}")
     if not np.all(np.isfinite(X)):
@@ -273,12 +282,13 @@ def train(
     step_loss = compiled_step(objective, config.compile, device, model.parameters())
 
     # the running loss stays on the device; it is read (a synchronisation) only every
-    # READ_INTERVAL seconds, at the last step and at the end
+    # READ_INTERVAL seconds and at the last step, and checked for divergence then
     window = torch.zeros(_WINDOW, dtype=torch.float64, device=device)
     last_read, loss_read = -math.inf, math.nan
     chunk: dict[str, torch.Tensor] = {}
     completed = 0
     interrupted = False
+    guard = _Guard(model)
     start = time.perf_counter()
     try:
         for step in range(config.steps):
@@ -295,11 +305,14 @@ def train(
             schedule.step()
             window[step % _WINDOW] = loss
             completed = step + 1
+            now = time.perf_counter()
+            if completed == config.steps or now - last_read >= READ_INTERVAL:
+                loss_read = _window_mean(window, completed)
+                last_read = now
+                if not math.isfinite(loss_read):
+                    break
+                guard.keep(completed, loss_read)
             if progress is not None:
-                now = time.perf_counter()
-                if completed == config.steps or now - last_read >= READ_INTERVAL:
-                    loss_read = _window_mean(window, completed)
-                    last_read = now
                 progress(completed, config.steps, loss_read, now - start)
     except KeyboardInterrupt:
         interrupted = True
@@ -307,11 +320,42 @@ def train(
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     final_loss = _window_mean(window, completed) if completed else float("nan")
+    if completed and not math.isfinite(final_loss):
+        first = guard.restore(window, completed)
+        return TrainResult(guard.step, seconds, interrupted, guard.loss, diverged_at=first)
     return TrainResult(completed, seconds, interrupted, final_loss)
 
 
 #: Steps in the running mean of the training loss.
 _WINDOW = 50
+
+
+class _Guard:
+    """The weights of the last check whose loss was finite, to go back to if training diverges."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model, self.step, self.loss = model, 0, math.nan
+        self.state = self._copy()
+
+    def _copy(self) -> dict:
+        return {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+
+    def keep(self, step: int, loss: float) -> None:
+        """Remember the weights after ``step`` (whose running loss ``loss`` is finite)."""
+        self.step, self.loss, self.state = step, loss, self._copy()
+
+    def restore(self, window: torch.Tensor, completed: int) -> int:
+        """Put the kept weights back; return the first step with a non-finite loss.
+
+        The step is read from the ring of the last losses when it still holds it, else it is
+        the last step run.
+        """
+        self.model.load_state_dict(self.state)
+        losses = window.detach().cpu().numpy()
+        for step in range(max(self.step, completed - _WINDOW), completed):
+            if not np.isfinite(losses[step % _WINDOW]):
+                return step + 1
+        return completed
 
 
 def _window_mean(window: torch.Tensor, completed: int) -> float:

@@ -14,9 +14,10 @@ a check raised (it is named on stderr, and no report file is written); 2 for bad
 import sys
 from pathlib import Path
 
-from linvae._cli import EXIT_FAILED, command_parser, program, run_command
-from linvae._io import atomic_write_text
+from linvae._cli import EXIT_FAILED, command_parser, program, run_command, user_input
+from linvae._io import atomic_write_text, check_output
 from linvae.symbolic.report import (
+    REPORTS,
     render_markdown,
     render_table,
     run_claims,
@@ -41,14 +42,20 @@ def build_parser():
     return parser
 
 
-def _write(path, text) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, text)
+def _check_outputs(args) -> None:
+    """The report paths, checked before the (long) run of the claims."""
+    if args.markdown is not None:
+        user_input("--markdown", check_output, args.markdown, make_folder=True)
+    if args.write_reports is not None:
+        for name in REPORTS:
+            user_input(
+                "--write-reports", check_output, Path(args.write_reports) / name, make_folder=True
+            )
 
 
 def run(args) -> int:
     """Run the claims, print them, write the reports asked for; 1 if a check raised."""
+    _check_outputs(args)
     result = run_claims()
     records = [claim.to_dict() for claim in result.claims]
     if args.json:
@@ -61,10 +68,12 @@ def run(args) -> int:
         print("no report written: fix the failing checks first", file=sys.stderr)
         return EXIT_FAILED
     if args.markdown:
-        _write(args.markdown, render_markdown(records, "Appendix A: every claim checked"))
+        text = render_markdown(records, "Appendix A: every claim checked")
+        user_input("--markdown", atomic_write_text, args.markdown, text)
     if args.write_reports:
         for name, (title, subset) in split_reports(records).items():
-            _write(Path(args.write_reports) / name, render_markdown(subset, title))
+            path = Path(args.write_reports) / name
+            user_input("--write-reports", atomic_write_text, path, render_markdown(subset, title))
     return 0
 
 
