@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from linvae.analytic import moments, rate_distortion, spectrum
 from linvae._cli import EXIT_INTERRUPTED
+from linvae.analytic import moments, rate_distortion, spectrum
 from linvae.compare import cli, run_folder, training
 from linvae.compare.report import REQUIRED_KEYS
 from linvae.data import load
