@@ -144,7 +144,7 @@ def objective_terms(E, c, D, mean, cov, beta, decoder_bias, encoder_offset=None)
     For loops that evaluate many models or β on the same data.
     """
     k = E.shape[0]
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below
         bias = decoder_bias if encoder_offset is None else decoder_bias + D @ encoder_offset
         offset_rate = 0.0 if encoder_offset is None else float(encoder_offset @ encoder_offset)
         ES = E @ cov  # (k, d)

@@ -9,7 +9,6 @@ import errno
 import gzip
 import math
 import os
-import secrets
 import struct
 import zipfile
 import zlib
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write_bytes
 from ._info import DatasetInfo
 from ._subset import subset_rows
 
@@ -344,8 +344,8 @@ def load_file(path, n, seed, key):
 def write_idx(path, array):
     """Write an array as an IDX file (MNIST's format), gzipped when ``path`` ends with .gz.
 
-    The file is written under a temporary name in the same folder and then renamed, so a
-    reader never sees a partial file. :func:`linvae.data.load` recognises the names
+    The file is written atomically (:func:`linvae._io.atomic_write_bytes`): a reader never
+    sees a partial file. :func:`linvae.data.load` recognises the names
     ``*-ubyte``, ``*.idx`` and the same with ``.gz``.
 
     Parameters
@@ -383,17 +383,8 @@ def write_idx(path, array):
     if max(array.shape) > IDX_MAX_DIM:
         raise ValueError(f"array dimensions must be below 2**31 for IDX, got shape {array.shape}")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        with open(temporary, "xb") as fh:
-            if path.name.lower().endswith(".gz"):
-                with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as zipped:
-                    zipped.write(header + payload)
-            else:
-                fh.write(header + payload)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    payload = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+    if path.name.lower().endswith(".gz"):
+        payload = gzip.compress(payload, mtime=0)
+    atomic_write_bytes(path, payload)
     return path

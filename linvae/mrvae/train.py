@@ -131,7 +131,7 @@ class TrainResult:
         completed.
     diverged_at : int or None
         The first step whose loss was not finite, when training diverged; the model then
-        holds the weights of ``steps``, the last step checked with a finite loss.
+        holds the weights after ``steps`` updates, the last whose loss was seen finite.
     """
 
     steps: int
@@ -331,21 +331,29 @@ _WINDOW = 50
 
 
 class _Guard:
-    """The weights of the last check whose loss was finite, to go back to if training diverges."""
+    """Weights whose loss was seen finite, to go back to if training diverges.
+
+    The loss of step s is that of the weights before update s, so the weights kept at one
+    check are known good only at the next check: the guard holds them as ``pending`` until
+    then, and goes back to the last ``verified`` ones (at first, the initial weights).
+    """
 
     def __init__(self, model: torch.nn.Module):
-        self.model, self.step, self.loss = model, 0, math.nan
-        self.state = self._copy()
+        self.model = model
+        self.pending = (0, math.nan, self._copy())
+        self.step, self.loss, self.state = self.pending
 
     def _copy(self) -> dict:
         return {name: value.detach().clone() for name, value in self.model.state_dict().items()}
 
     def keep(self, step: int, loss: float) -> None:
-        """Remember the weights after ``step`` (whose running loss ``loss`` is finite)."""
-        self.step, self.loss, self.state = step, loss, self._copy()
+        """A check after ``step`` saw a finite running loss ``loss``."""
+        self.step, _, self.state = self.pending
+        self.loss = loss
+        self.pending = (step, loss, self._copy())
 
     def restore(self, window: torch.Tensor, completed: int) -> int:
-        """Put the kept weights back; return the first step with a non-finite loss.
+        """Put the verified weights back; return the first step with a non-finite loss.
 
         The step is read from the ring of the last losses when it still holds it, else it is
         the last step run.
