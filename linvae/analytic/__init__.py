@@ -34,16 +34,19 @@ from ._optimum import (
 )
 from ._spectrum import as_spectrum, rank, spectrum
 from ._types import Curve, Gradients, LinearVAEParams, Moments, Spectrum, Terms
+from ._units import DISTORTION_UNITS, RATE_UNITS, curve_in_units, distortion_in, rate_in
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_GRID",
     "DEFAULT_LATENT",
+    "DISTORTION_UNITS",
     "FULL_GRID_MARGIN",
     "FULL_GRID_POINTS",
     "NAMED_GRIDS",
     "PAPER_GRID",
     "PAPER_LATENT",
+    "RATE_UNITS",
     "Curve",
     "Gradients",
     "LinearVAEParams",
@@ -55,7 +58,9 @@ __all__ = [
     "beta_grid",
     "check_moments",
     "covariance_optimum",
+    "curve_in_units",
     "decoder_optimum",
+    "distortion_in",
     "empirical_objective",
     "encoder_optimum",
     "full_grid",
@@ -68,5 +73,6 @@ __all__ = [
     "parse_betas",
     "rank",
     "rate_distortion",
+    "rate_in",
     "spectrum",
 ]

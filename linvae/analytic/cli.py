@@ -25,6 +25,13 @@ from .._io import (
 from ._curve import DEFAULT_GRID, DEFAULT_LATENT, beta_grid, rate_distortion
 from ._moments import moments
 from ._spectrum import rank, spectrum
+from ._units import (
+    DISTORTION_LABELS,
+    DISTORTION_UNITS,
+    RATE_LABELS,
+    RATE_UNITS,
+    curve_in_units,
+)
 
 PROG = program("analytic")
 
@@ -44,6 +51,22 @@ def build_parser():
         help="full (from the spectrum: every switch of the optimum), paper (0.01:10:31), "
         f"'LO:HI:N' log-spaced, or a comma list (default: {DEFAULT_GRID})",
     )
+    parser.add_argument(
+        "--units", choices=RATE_UNITS, default="nats", help="rate in nats or bits (default: nats)"
+    )
+    parser.add_argument(
+        "--distortion",
+        choices=DISTORTION_UNITS,
+        default="nll",
+        help="distortion as the Gaussian negative log-likelihood (nll, nats), the mean squared "
+        "error per dimension (mse) or its PSNR in dB (psnr) (default: nll)",
+    )
+    parser.add_argument(
+        "--peak",
+        type=float,
+        default=1.0,
+        help="the largest value of a datum, for PSNR (default: 1, data in [0, 1])",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the curve as JSON")
     parser.add_argument("--csv", metavar="PATH", help="write the curve as CSV")
     parser.add_argument("--plot", metavar="PATH", help="write the rate-distortion plane (PNG/SVG)")
@@ -51,18 +74,33 @@ def build_parser():
     return parser
 
 
-def curve_record(info, n, d, k, data_rank, betas, curve, eigvals, seconds) -> dict:
-    """The curve and its provenance as a JSON-ready dict."""
+def curve_record(info, n, d, k, data_rank, betas, curve, eigvals, seconds, units=None) -> dict:
+    """The curve and its provenance as a JSON-ready dict, rate and distortion in ``units``.
+
+    ``units`` is ``{"rate": "nats"|"bits", "distortion": "nll"|"mse"|"psnr", "peak": float}``
+    (nats and nll by default); the loss stays the β-VAE objective in nats.
+    """
+    units = {"rate": "nats", "distortion": "nll", "peak": 1.0, **(units or {})}
+    rate, distortion = curve_in_units(curve, d, units["rate"], units["distortion"], units["peak"])
+    described = (
+        f"rate in {units['rate']} per example; distortion: "
+        + {
+            "nll": "Gaussian negative log-likelihood in nats per example, including d/2·log 2π",
+            "mse": "mean squared error per dimension",
+            "psnr": f"PSNR in dB, peak {units['peak']:g}",
+        }[units["distortion"]]
+        + "; loss (distortion + β·rate) in nats per example"
+    )
     return {
         "linvae_version": versions()["linvae"],
         "versions": versions(),
         "git_revision": git_revision(),
         "dataset": {**info.to_dict(), "n": n, "d": d, "rank": data_rank},
         "latent": k,
-        "units": "nats per example; distortion includes d/2·log 2π",
+        "units": {**units, "description": described},
         "betas": betas,
-        "rate": curve.rate,
-        "distortion": curve.distortion,
+        "rate": rate,
+        "distortion": distortion,
         "loss": curve.loss,
         "active_latents": np.count_nonzero(eigvals[:k, None] > betas[None, :], axis=0),
         "eigenvalues": eigvals,
@@ -82,7 +120,7 @@ def render_table(record) -> str:
     lines = [
         f"# optimal linear β-VAE on {record['dataset']['name']}: n = {record['dataset']['n']}, "
         f"d = {record['dataset']['d']}, rank = {record['dataset']['rank']}, k = {record['latent']}",
-        f"# {record['units']}",
+        f"# {record['units']['description']}",
         f"{'beta':>12} {'rate':>14} {'distortion':>14} {'loss':>14} {'active':>7}",
     ]
     for beta, rate, distortion, loss, active in curve_rows(record):
@@ -109,8 +147,8 @@ def render_plot(record, path) -> None:
         record["rate"], record["distortion"], c=np.log10(record["betas"]), cmap="viridis", s=14
     )
     axis.plot(record["rate"], record["distortion"], color="0.5", linewidth=0.8, zorder=0)
-    axis.set_xlabel("rate (nats per example)")
-    axis.set_ylabel("distortion (nats per example)")
+    axis.set_xlabel(RATE_LABELS[record["units"]["rate"]])
+    axis.set_ylabel(DISTORTION_LABELS[record["units"]["distortion"]])
     axis.set_title(
         f"optimal linear β-VAE, {record['dataset']['name']} (d = {record['dataset']['d']}, "
         f"k = {record['latent']})"
@@ -144,7 +182,10 @@ def run(args) -> int:
     curve = rate_distortion(spec.eigvals, args.latent, betas)
     seconds = time.perf_counter() - started
     n, d = X.shape
-    record = curve_record(info, n, d, args.latent, rank(spec), betas, curve, spec.eigvals, seconds)
+    units = {"rate": args.units, "distortion": args.distortion, "peak": args.peak}
+    record = curve_record(
+        info, n, d, args.latent, rank(spec), betas, curve, spec.eigvals, seconds, units
+    )
     if not args.quiet:
         sys.stdout.write(render_table(record))
     if args.json:

@@ -11,7 +11,7 @@ first used.
 """
 
 from ._audit import STATUS_TOLERANCE, Audit, audit
-from ._conventions import effective_beta, parse_convention
+from ._conventions import PRESETS, Convention, effective_beta, parse_convention, preset_options
 from ._files import load_npz, save_npz
 from ._geometry import Geometry
 from ._model import AffineVAE, NotLinearError, audit_model, linvae_form
@@ -32,9 +32,11 @@ def __getattr__(name):
 
 
 __all__ = [
+    "PRESETS",
     "STATUS_TOLERANCE",
     "AffineVAE",
     "Audit",
+    "Convention",
     "Geometry",
     "NotLinearError",
     "audit",
@@ -47,5 +49,6 @@ __all__ = [
     "load_npz",
     "mrvae_at",
     "parse_convention",
+    "preset_options",
     "save_npz",
 ]

@@ -21,8 +21,9 @@ unit-variance β-VAE loss (eq. 13) with
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 
-from linvae._checks import as_beta
+from linvae._checks import as_beta, as_int
 
 RECONSTRUCTIONS = ("sum", "mean")
 KL_REDUCTIONS = ("sum", "mean")
@@ -52,6 +53,112 @@ def _size(value, name, needed_for):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A loss convention named after where it came from, as its library writes the loss.
+
+    Attributes
+    ----------
+    name : str
+        The preset's name (``effective_beta(β, preset=name)``, ``--convention name``).
+    source : str
+        The library and class.
+    loss : str
+        The loss line as the library writes it.
+    options : dict
+        The :func:`effective_beta` keywords it amounts to.
+    needs : tuple of str
+        Keywords the user must give (a KL weight, a variance), or ``batch_size`` and ``n``.
+    """
+
+    name: str
+    source: str
+    loss: str
+    options: dict
+    needs: tuple = ()
+
+
+#: The presets: each library's β-VAE loss as the β of the unit-variance model (docs/audit.md).
+PRESETS = {
+    convention.name: convention
+    for convention in (
+        Convention(
+            "unit",
+            "the unit-variance model of eq. 13 (linvae's own)",
+            "0.5 * ((x - x_hat) ** 2).sum(-1) + beta * kl.sum(-1)",
+            {},
+        ),
+        Convention(
+            "pythae",
+            "pythae 0.1.2 BetaVAE (and VAE, beta = 1), reconstruction_loss='mse'",
+            "0.5 * F.mse_loss(recon_x, x, reduction='none').sum(dim=-1) + self.beta * KLD",
+            {"reconstruction": "sum", "half": True},
+        ),
+        Convention(
+            "pythae-0.1.1",
+            "pythae before 0.1.2 BetaVAE, reconstruction_loss='mse' (no ½)",
+            "F.mse_loss(recon_x, x, reduction='none').sum(dim=-1) + self.beta * KLD",
+            {"reconstruction": "sum", "half": False},
+        ),
+        Convention(
+            "pytorch-vae",
+            "PyTorch-VAE (AntixK) BetaVAE, loss_type='H'",
+            "F.mse_loss(recons, input) + self.beta * kld_weight * kld_loss",
+            {"reconstruction": "mean", "half": False},
+            needs=("kld_weight",),
+        ),
+        Convention(
+            "mse-sum",
+            "a plain training loop",
+            "F.mse_loss(x_hat, x, reduction='sum') + beta * kl.sum()",
+            {"reconstruction": "sum", "half": False},
+        ),
+        Convention(
+            "gaussian-nll",
+            "a Gaussian decoder of fixed variance σ²",
+            "0.5 * ((x - x_hat) ** 2).sum(-1) / sigma**2 + beta * kl.sum(-1)",
+            {"reconstruction": "sum", "half": True},
+            needs=("decoder_variance",),
+        ),
+    )
+}
+
+
+def preset_options(name, *, kld_weight=None, batch_size=None, n=None, decoder_variance=None):
+    """The :func:`effective_beta` keywords of the preset ``name``.
+
+    ``pytorch-vae`` needs its ``kld_weight``: give it, or ``batch_size`` and the data set
+    size ``n`` (PyTorch-VAE's default, ``kld_weight = batch_size / n``). ``gaussian-nll``
+    needs the ``decoder_variance`` σ².
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or a missing value.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"convention must be one of {tuple(PRESETS)}, got {name!r}")
+    options = dict(PRESETS[name].options)
+    if name == "pytorch-vae":
+        if kld_weight is None:
+            if batch_size is None or n is None:
+                raise ValueError(
+                    "the pytorch-vae convention needs kld_weight, or batch_size and n (its "
+                    "default kld_weight is batch_size / n)"
+                )
+            kld_weight = as_int(batch_size, "batch_size", minimum=1) / as_int(n, "n", minimum=1)
+        options["kl_weight"] = as_beta(kld_weight, "kld_weight")
+    elif kld_weight is not None or batch_size is not None:
+        raise ValueError(f"kld_weight and batch_size belong to pytorch-vae, not to {name!r}")
+    if name == "gaussian-nll":
+        if decoder_variance is None:
+            raise ValueError("the gaussian-nll convention needs decoder_variance (σ²)")
+        options["decoder_variance"] = as_beta(decoder_variance, "decoder_variance")
+    elif decoder_variance is not None:
+        raise ValueError(f"decoder_variance belongs to gaussian-nll, not to {name!r}")
+    return options
 
 
 def effective_beta(
@@ -128,16 +235,27 @@ def effective_beta(
     return beta * kl_weight * variance * n_rec / (2.0 * h * n_kl)
 
 
-def parse_convention(text):
-    """Keyword arguments of :func:`effective_beta` from ``"key=value,key=value"``.
+def parse_convention(text, *, n=None):
+    """Keyword arguments of :func:`effective_beta` from ``"key=value,key=value"``, or from a
+    preset's name first: ``"pytorch-vae,kld_weight=0.01"``, ``"mse-sum"``.
 
     Keys: ``reconstruction``, ``half``, ``kl``, ``kl_weight``, ``decoder_variance``,
-    ``likelihood``. Raises ValueError naming the offending item.
+    ``likelihood``; after a preset, the values it needs (``kld_weight`` or ``batch_size``,
+    ``decoder_variance``). ``n`` is the data set size (for ``batch_size``). Raises
+    ValueError naming the offending item.
     """
     if not isinstance(text, str):
         raise TypeError(f"convention must be a string, got {type(text).__name__}")
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if items and "=" not in items[0]:
+        if items[0] not in PRESETS:
+            raise ValueError(
+                f"convention item {items[0]!r} must be key=value or a preset name "
+                f"({', '.join(PRESETS)})"
+            )
+        return _parse_preset(items[0], items[1:], n)
     options = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    for item in items:
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
         if not sep or not value:
@@ -159,3 +277,21 @@ def parse_convention(text):
                 "kl_weight, decoder_variance or likelihood"
             )
     return options
+
+
+def _parse_preset(name, items, n):
+    """The options of a preset named in a convention string, with its ``key=value`` extras."""
+    extras = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in ("kld_weight", "batch_size", "decoder_variance"):
+            raise ValueError(
+                f"convention item {item!r} after a preset must be kld_weight=, batch_size= or "
+                "decoder_variance="
+            )
+        try:
+            extras[key] = int(value) if key == "batch_size" else float(value)
+        except ValueError:
+            raise ValueError(f"convention {key}={value!r} must be a number") from None
+    return preset_options(name, n=n, **extras)

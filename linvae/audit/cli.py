@@ -23,7 +23,7 @@ from linvae._cli import (
 from linvae._io import check_output, dumps, git_revision, versions, write_json
 
 from ._audit import STATUS_TOLERANCE
-from ._conventions import effective_beta, parse_convention
+from ._conventions import PRESETS, effective_beta, parse_convention
 from ._files import load_npz
 from ._model import audit_model
 from ._mrvae import mrvae_at
@@ -44,9 +44,11 @@ def build_parser():
     parser.add_argument(
         "--convention",
         default="",
-        help="the training loss convention as key=value pairs, e.g. "
-        "'reconstruction=mean,half=false,kl=sum,kl_weight=1,decoder_variance=1' "
-        "(default: the unit-variance model, β as given)",
+        help="the training loss convention: a preset named after its library ("
+        + ", ".join(PRESETS)
+        + "), e.g. 'pytorch-vae,batch_size=144' or 'gaussian-nll,decoder_variance=0.1', or "
+        "key=value pairs, e.g. 'reconstruction=mean,half=false,kl=sum,kl_weight=1' "
+        "(default: the unit-variance model, β as given; docs/audit.md lists them)",
     )
     parser.add_argument(
         "--tol",
@@ -84,13 +86,13 @@ def run(args) -> dict:
     if args.dataset is None and compare_run is None:
         raise UsageError("--dataset is required for a .npz model")
     try:
-        options = parse_convention(args.convention)
         if args.dataset is None:  # the run's own data, drawn as the run drew them
             from linvae.compare.comparison import load_data
 
             X, info = load_data(compare_run.config)
         else:
             X, info = load(args.dataset, n=args.n, seed=args.seed)
+        options = parse_convention(args.convention, n=X.shape[0])
         mean = X.mean(axis=0)
         if compare_run is None:
             model = load_npz(model_path, mean)
