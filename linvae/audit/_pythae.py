@@ -56,6 +56,7 @@ def _installed_pythae_version() -> str:
     except PackageNotFoundError:
         raise ValueError("pythae is not installed (pip install linvae[pythae])") from None
 
+
 #: pythae model classes whose objective is the β-VAE loss of eq. 13.
 SUPPORTED_CLASSES = ("VAE", "BetaVAE")
 
