@@ -105,3 +105,11 @@ def test_optimum_is_unchanged_by_the_floor_module():
     for beta, value in zip(BETAS, result.optimum, strict=True):
         expected = audit(optimum(cov, 3, beta), (np.zeros(5), cov), beta).optimum.loss
         assert value == pytest.approx(expected, rel=1e-14)
+
+
+def test_the_fit_draws_its_iterations_on_a_terminal(capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    representation_floor(np.diag([3.0, 1.0, 0.2]), 2, BETAS, max_iterations=3, progress=True)
+    assert "floor sigmoid/sqrt/sigmoid" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -196,11 +197,12 @@ def test_out_folder_with_a_report_is_not_overwritten(tiny_run, capsys):
     assert (tiny_run / "report.json").read_bytes() == before
 
 
-def test_progress_goes_to_stderr_and_quiet_silences_it(tmp_path, capsys):
+def test_progress_goes_to_stderr_on_a_terminal_and_quiet_silences_it(tmp_path, capsys, monkeypatch):
     args = ["--steps", "3", "--baselines", "1", "--betas", "0.1:1:2", "--latent", "2"]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
     assert cli.main([*args, "--out", str(tmp_path / "loud")]) == 0
     captured = capsys.readouterr()
-    assert "MR-VAE" in captured.err and "step 3/3" in captured.err
+    assert "MR-VAE" in captured.err and "3/3" in captured.err and "β-VAE" in captured.err
     assert "report:" in captured.out
     assert cli.main([*args, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
     captured = capsys.readouterr()

@@ -1,6 +1,7 @@
 """Moments streamed from files, on a torch device, and from dask arrays, against numpy in float64."""
 
 import gzip
+import sys
 import tracemalloc
 
 import numpy as np
@@ -72,10 +73,14 @@ def test_progress_reports_every_chunk_up_to_the_total(tmp_path, images):
     assert calls == [(128, 300), (256, 300), (300, 300)]
 
 
-def test_progress_line_is_drawn_on_stderr(tmp_path, images, capsys):
+def test_progress_bar_is_drawn_on_stderr_on_a_terminal(tmp_path, images, capsys, monkeypatch):
     write_idx(tmp_path / "x-ubyte", images)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as on a terminal
     file_moments(tmp_path / "x-ubyte", progress=True)
-    assert "300/300 rows" in capsys.readouterr().err
+    assert "300/300" in capsys.readouterr().err
+    monkeypatch.undo()
+    file_moments(tmp_path / "x-ubyte", progress=True)  # not a terminal: silent
+    assert capsys.readouterr().err == ""
 
 
 def test_truncated_gzip_stream_is_named(tmp_path, images):

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from linvae._progress import TrainingBar
 from linvae.analytic import moments, rate_distortion
 from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.data import load
 from linvae.mrvae import train as train_module
 from linvae.mrvae.model import LinearMRVAE, LinearVAE
 from linvae.mrvae.train import (
-    ProgressBar,
     TrainConfig,
     learning_rate_factor,
     resolve_device,
@@ -126,15 +126,23 @@ def test_training_sets_the_encoder_centre_to_the_data_mean(gaussian):
     )
 
 
-def test_progress_bar_draws_one_line_with_step_loss_and_time():
+def test_the_training_bar_is_tqdms_with_the_step_and_the_running_loss():
     stream = io.StringIO()
-    bar = ProgressBar("MR-VAE", stream=stream, interval=0.0)
+    bar = TrainingBar("MR-VAE", file=stream, disable=False, mininterval=0.0)
     bar(5, 10, 1.25, 0.5)
     bar(10, 10, 1.0, 1.0)
+    bar.close("interrupted")
+    last = stream.getvalue().split("\r")[-1]
+    assert last.startswith("MR-VAE: 100%") and "10/10" in last and last.endswith("\n")
+    assert "interrupted" in last
+
+
+def test_the_training_bar_is_silent_when_stderr_is_not_a_terminal():
+    stream = io.StringIO()  # not a terminal: tqdm's disable=None draws nothing
+    bar = TrainingBar("MR-VAE", file=stream)
+    bar(10, 10, 1.0, 1.0)
     bar.close()
-    text = stream.getvalue()
-    assert text.endswith("\n") and text.count("\n") == 1
-    assert "step 10/10" in text and "loss     1.0000" in text and "1.0s" in text
+    assert stream.getvalue() == ""
 
 
 def test_auto_device_is_cpu_without_cuda():

@@ -159,6 +159,7 @@ def run_comparison(
         report = build_report(
             models, problem.stats, problem.info, config, problem.grid,
             grid_note=problem.grid_note, device=problem.device, spectrum=problem.spectrum,
+            progress=progress,
         )  # fmt: skip
     return Comparison(config, models, report)
 

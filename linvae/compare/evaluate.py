@@ -142,7 +142,9 @@ def analytic_curve(cov, k: int, betas) -> dict[str, np.ndarray]:
 PAPER_GATES = {"encoder_gate": "sigmoid", "decoder_gate": "sqrt", "covariance_gate": "sigmoid"}
 
 
-def representation_floors(config: dict, cov, k: int, betas, excess, which: str) -> dict:
+def representation_floors(
+    config: dict, cov, k: int, betas, excess, which: str, progress: bool = False
+) -> dict:
     """The representation floor per β and the optimisation part ``excess − floor``.
 
     Parameters
@@ -158,6 +160,8 @@ def representation_floors(config: dict, cov, k: int, betas, excess, which: str) 
         "model": the floor of the trained model's gate family; "paper": also that of the
         paper's gates (sigmoid encoder and covariance, σ_D decoder), a minute of L-BFGS on
         digits; "none": nothing.
+    progress : bool
+        Draw a tqdm bar of each fit's L-BFGS iterations (on a terminal or in a notebook).
 
     Returns
     -------
@@ -186,6 +190,7 @@ def representation_floors(config: dict, cov, k: int, betas, excess, which: str) 
             hidden=config["hidden"],
             gate_input=config["gate_input"],
             beta_range=tuple(config["beta_range"]),
+            progress=progress,
         )
         entry = {
             "gates": gates,

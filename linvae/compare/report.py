@@ -70,6 +70,7 @@ def build_report(
     grid_note: str,
     device: str,
     spectrum=None,
+    progress: bool = False,
 ) -> dict:
     """The report.json content: the exact evaluation of every model, never sampled.
 
@@ -90,6 +91,8 @@ def build_report(
         The device the models were trained on.
     spectrum : Spectrum, optional
         Of ``stats.cov``; computed when not given.
+    progress : bool
+        Draw the floor fits' progress (they can take a minute).
 
     Returns
     -------
@@ -116,7 +119,7 @@ def build_report(
         "response": evaluate.response_functions(models.mrvae, spec, k, betas),
     }
     floors = evaluate.representation_floors(
-        models.mrvae.config(), spec, k, betas, mr["excess"], config.floor
+        models.mrvae.config(), spec, k, betas, mr["excess"], config.floor, progress
     )
     if "model" in floors:
         mr_report["floor"] = floors["model"]

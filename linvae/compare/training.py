@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from linvae._progress import TrainingBar
 from linvae.mrvae.model import LinearMRVAE, LinearVAE
-from linvae.mrvae.train import ProgressBar, TrainConfig, TrainResult, train
+from linvae.mrvae.train import TrainConfig, TrainResult, train
 
 from .config import CompareConfig
 
@@ -103,7 +104,7 @@ def torch_threads(threads: int):
 
 
 def _trained(model, X, config: CompareConfig, name: str, beta, progress: bool) -> TrainResult:
-    bar = ProgressBar(name) if progress else None
+    bar = TrainingBar(name) if progress else None
     result = train(
         model, X, train_config(config, X.shape[0]), beta=beta, device=config.device, progress=bar
     )

@@ -3,14 +3,13 @@
 import gzip
 import math
 import os
-import sys
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .._checks import as_int
+from .._progress import bar
 from ..analytic import DEFAULT_CHUNK_SIZE, Moments, moments_of_chunks
 from ._files import (
     PIXEL_SCALE,
@@ -21,30 +20,6 @@ from ._files import (
     file_format,
     idx_header,
 )
-
-
-class ProgressLine:
-    """``progress(rows_done, total)`` drawn as one line on stderr, at most every 0.2 s."""
-
-    def __init__(self, label, stream=None, interval=0.2):
-        self.label, self.stream, self.interval = label, stream or sys.stderr, interval
-        self.started = time.perf_counter()
-        self.last = -math.inf
-
-    def __call__(self, done, total):
-        now = time.perf_counter()
-        if now - self.last < self.interval and done != total:
-            return
-        self.last = now
-        elapsed = now - self.started
-        share = f"{100 * done / total:5.1f}%" if total else ""
-        rate = done / elapsed if elapsed > 0 else 0.0
-        self.stream.write(
-            f"\r{self.label}: {done:,}/{total:,} rows {share} {rate:,.0f} rows/s {elapsed:.1f}s"
-        )
-        if done == total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def _gzip_rows(path, chunk_rows, row_bytes, dtype, row_shape, total_rows, header_end):
@@ -123,8 +98,8 @@ def file_moments(path, *, chunk_size=DEFAULT_CHUNK_SIZE, device=None, progress=F
     device : None, "auto", "cpu" or "cuda[:N]", optional
         Where to accumulate in float64 (see :func:`linvae.analytic.moments`).
     progress : bool or callable, default False
-        True draws a progress line on stderr; a callable is called as
-        ``progress(rows_done, total_rows)``.
+        True draws a tqdm bar of the rows read on stderr (on a terminal or in a notebook); a
+        callable is called as ``progress(rows_done, total_rows)``.
 
     Returns
     -------
@@ -145,8 +120,13 @@ def file_moments(path, *, chunk_size=DEFAULT_CHUNK_SIZE, device=None, progress=F
     total, row_shape, dtype, blocks = _open_rows(path, chunk_size)
     d = math.prod(row_shape)
     flat = (block.reshape(block.shape[0], d) for block in blocks)
+    rows = None
     if progress is True:
-        progress = ProgressLine(f"moments of {path.name}")
+        rows = bar(f"moments of {path.name}", total, unit="rows", unit_scale=True)
+
+        def progress(done, _total):
+            rows.update(done - rows.n)
+
     try:
         stats = moments_of_chunks(
             flat, d, device=device, progress=progress or None, total_rows=total
@@ -155,6 +135,9 @@ def file_moments(path, *, chunk_size=DEFAULT_CHUNK_SIZE, device=None, progress=F
         if str(error).startswith("cannot load"):
             raise
         raise _fail(path, str(error)) from None
+    finally:
+        if rows is not None:
+            rows.close()
     if dtype == np.uint8:
         return Moments(stats.mean / PIXEL_SCALE, stats.cov / PIXEL_SCALE**2, stats.n)
     return stats

@@ -16,7 +16,7 @@ train
 from .gates import Gate, hinge_gate, sigmoid_gate, sqrt_gate
 from .model import LinearMRVAE, LinearVAE, model_from_config
 from .objectives import LossTerms, exact_loss, sampled_loss
-from .train import ProgressBar, TrainConfig, TrainResult, resolve_device
+from .train import TrainConfig, TrainResult, resolve_device
 
 # the training function stays ``linvae.mrvae.train.train``: re-exporting it here would
 # hide the submodule ``linvae.mrvae.train`` behind a function of the same name
@@ -26,7 +26,6 @@ __all__ = [
     "LinearMRVAE",
     "LinearVAE",
     "LossTerms",
-    "ProgressBar",
     "TrainConfig",
     "TrainResult",
     "exact_loss",

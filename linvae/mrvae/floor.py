@@ -33,6 +33,7 @@ import scipy.optimize
 import torch
 
 from linvae._checks import as_betas, as_int, as_latent_size
+from linvae._progress import bar as progress_bar
 from linvae.analytic import Spectrum, as_spectrum, rate_distortion
 from linvae.construction import (
     GatedLayer,
@@ -220,8 +221,11 @@ def _trainable(model, parts):
     return [p for name, p in model.named_parameters() if name.startswith(prefixes)]
 
 
-def _lbfgs(model, parameters, objective, max_iterations):
-    """Deterministic L-BFGS over ``parameters`` in place; returns (iterations, converged)."""
+def _lbfgs(model, parameters, objective, max_iterations, progress=None):
+    """Deterministic L-BFGS over ``parameters`` in place; returns (iterations, converged).
+
+    ``progress`` (a tqdm bar) advances by one per iteration.
+    """
     sizes = [p.numel() for p in parameters]
 
     def assign(flat):
@@ -245,6 +249,7 @@ def _lbfgs(model, parameters, objective, max_iterations):
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": max_iterations, "ftol": 1e-15, "gtol": 1e-12, "maxcor": 30},
+        callback=None if progress is None else lambda _: progress.update(1),
     )
     assign(result.x if result.fun <= start_value else flat0)
     return int(result.nit), bool(result.success)
@@ -263,6 +268,7 @@ def representation_floor(
     beta_range=DEFAULT_BETA_RANGE,
     max_iterations=1000,
     seed=0,
+    progress=False,
 ):
     """Fit the MR-VAE's gated parameterisation to the analytic optimum over a β grid.
 
@@ -287,6 +293,8 @@ def representation_floor(
         construction, the others frozen at it; phase 2: all parts).
     seed : int, default 0
         Seed of the initial weights of layers without a construction.
+    progress : bool, default False
+        Draw a tqdm bar of the L-BFGS iterations on stderr (on a terminal or in a notebook).
 
     Returns
     -------
@@ -345,18 +353,23 @@ def representation_floor(
     iterations, converged = 0, True
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small products: threads cost more than they give
+    fitting = not exact and max_iterations > 0
+    name = f"floor {encoder_gate}/{decoder_gate}/{covariance_gate}"
+    bar = progress_bar(name, None, unit="iteration", disable=None if progress else True)
     try:
-        if not exact and max_iterations > 0:
+        if fitting:
             # phase 1: the exactly represented responses stay at their construction, the
             # others fit to them (a sqrt gate pushed shut in a joint fit has no gradient
             # and kills its unit); phase 2: everything, from there
             free = [part for part in _PARTS if part not in exact_parts]
             if exact_parts:
-                n, ok = _lbfgs(model, _trainable(model, free), mean_loss, max_iterations)
+                n, ok = _lbfgs(model, _trainable(model, free), mean_loss, max_iterations, bar)
                 iterations, converged = iterations + n, ok
-            n, ok = _lbfgs(model, _trainable(model, list(_PARTS)), mean_loss, max_iterations)
+            everything = _trainable(model, list(_PARTS))
+            n, ok = _lbfgs(model, everything, mean_loss, max_iterations, bar)
             iterations, converged = iterations + n, ok
     finally:
+        bar.close()
         torch.set_num_threads(threads)
     with torch.no_grad():
         terms = exact_loss(model, log_betas, mean_t, cov_t)

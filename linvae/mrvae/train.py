@@ -1,4 +1,4 @@
-"""Training of a linear (MR-)VAE: β sampling, Adam with warm-up and cosine decay, progress.
+"""Training of a linear (MR-)VAE: β sampling, Adam with warm-up and cosine decay.
 
 The loop is the only stateful part of :mod:`linvae.mrvae`; the mathematics it optimises is in
 :mod:`linvae.mrvae.objectives`. Every random draw (mini-batch order, β, reparameterisation
@@ -9,7 +9,6 @@ so a run is reproducible on a given device regardless of the global RNG.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -155,42 +154,6 @@ def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
 
 
 ProgressCallback = Callable[[int, int, float, float], None]
-
-
-class ProgressBar:
-    """A one-line progress bar on a stream (stderr): name, bar, step, loss, elapsed seconds.
-
-    Call it as ``bar(step, steps, loss, elapsed)``; it redraws at most every
-    ``interval`` seconds and on the last step, and ends the line with :meth:`close`.
-    """
-
-    def __init__(self, name: str, stream=None, width: int = 24, interval: float = 0.2) -> None:
-        self.name = name
-        self.stream = sys.stderr if stream is None else stream
-        self.width = width
-        self.interval = interval
-        self._last_draw = -math.inf
-        self._drawn = False
-
-    def __call__(self, step: int, steps: int, loss: float, elapsed: float) -> None:
-        now = time.perf_counter()
-        if step < steps and now - self._last_draw < self.interval:
-            return
-        self._last_draw = now
-        filled = int(self.width * step / steps)
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(
-            f"\r{self.name:>14} [{bar}] step {step:>{len(str(steps))}}/{steps}"
-            f"  loss {loss:10.4f}  {elapsed:7.1f}s"
-        )
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self, note: str = "") -> None:
-        """End the line (with an optional note such as "interrupted")."""
-        if self._drawn:
-            self.stream.write(f"  {note}\n" if note else "\n")
-            self.stream.flush()
 
 
 def train(
