@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -82,6 +83,17 @@ def argument_type(convert: Callable, accept: Callable, expected: str) -> Callabl
 
 positive_int = argument_type(int, lambda value: value >= 1, "a positive integer")
 count = argument_type(int, lambda value: value >= 0, "an integer >= 0")
+positive_float = argument_type(
+    float, lambda value: math.isfinite(value) and value > 0, "a positive number"
+)
+
+
+def _pair(text):
+    lo, _, hi = text.partition(":")
+    return float(lo), float(hi)
+
+
+beta_range = argument_type(_pair, lambda pair: 0 < pair[0] < pair[1] < math.inf, "LO:HI")
 
 
 def add_data_flags(parser, *, dataset_default="digits", dataset_help=None) -> None:

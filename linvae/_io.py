@@ -216,7 +216,10 @@ def write_figure(figure, path, fmt=None, **savefig) -> None:
         FigureCanvasAgg(figure)  # a bare Figure() has no canvas to render with
     buffer = io.BytesIO()
     metadata = {"png": {"Software": None}, "svg": {"Date": None}}.get(fmt, {"CreationDate": None})
-    figure.savefig(buffer, format=fmt, metadata=metadata, **savefig)
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "linvae"}):  # SVG ids from content, not random
+        figure.savefig(buffer, format=fmt, metadata=metadata, **savefig)
     atomic_write_bytes(path, buffer.getvalue())
 
 

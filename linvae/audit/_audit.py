@@ -138,6 +138,36 @@ class Audit:
             },
         }
 
+    def _repr_markdown_(self) -> str:
+        """The audit as Markdown tables: the chain, the parts, and every latent's status."""
+        parts = self.parts
+        lines = [
+            f"**Linear VAE audit at β = {self.beta:.6g}** (d = {self.d}, k = {self.k}, posterior "
+            f"variance {self.mode}), nats per example",
+            "",
+            "| | rate | distortion | loss |",
+            "|---|---|---|---|",
+            f"| model | {self.loss.rate:.6f} | {self.loss.distortion:.6f} | {self.loss.loss:.6f} |",
+            f"| optimum | {self.optimum.rate:.6f} | {self.optimum.distortion:.6f} | "
+            f"{self.optimum.loss:.6f} |",
+            "",
+            "| part of the excess | nats |",
+            "|---|---|",
+            *(f"| {name} | {value:.6g} |" for name, value in parts.items()),
+            f"| **excess** | **{self.excess:.6g}** |",
+            "",
+            f"{self.n_active_latents} of {self.k} latents active; water-filling activates "
+            f"{self.geometry.n_active}.",
+            "",
+            "| latent | rate | ‖D_j‖² | status |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| z{j} | {self.latent_rates[j]:.6g} | {self.column_norms[j]:.4g} | {status} |"
+            for j, status in enumerate(self.statuses)
+        ]
+        return "\n".join(lines) + "\n"
+
     def summary(self) -> str:
         """A one-screen text report."""
         g = self.geometry

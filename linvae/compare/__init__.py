@@ -16,8 +16,11 @@ evaluate
     Exact rate, distortion, loss and excess of trained models; response functions; floors.
 report
     :func:`build_report` (report.json) and the Markdown rendered from it.
+display
+    :class:`RateDistortionDisplay`, :class:`ExcessDisplay`, :class:`ResponseDisplay`: the
+    figures as objects for notebooks (``from_run``, ``from_curve``, ``plot(ax=None)``).
 figures
-    The figures, rendered from report.json.
+    The figures of a run folder, drawn by the displays.
 run_folder
     :func:`save_run` and :func:`load_run`: the files of a run and how they are read back.
 comparison
@@ -28,6 +31,7 @@ cli
 
 from .comparison import Comparison, load_data, reevaluate, run_comparison
 from .config import CompareConfig
+from .display import ExcessDisplay, RateDistortionDisplay, ResponseDisplay
 from .evaluate import BelowOptimumError, evaluate_model, exact_terms, excess_loss
 from .report import build_report
 from .run_folder import Run, RunFolderError, load_run, save_run
@@ -37,6 +41,9 @@ __all__ = [
     "BelowOptimumError",
     "CompareConfig",
     "Comparison",
+    "ExcessDisplay",
+    "RateDistortionDisplay",
+    "ResponseDisplay",
     "Run",
     "RunFolderError",
     "TrainedModels",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import math
 import sys
 from pathlib import Path
 
@@ -19,36 +18,27 @@ from linvae._cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     UsageError,
-    argument_type,
+    beta_range,
     command_parser,
     count,
+    positive_float,
     positive_int,
     program,
     run_command,
     user_input,
 )
 from linvae._signals import interrupts_held
+from linvae.analytic import DISTORTION_UNITS, RATE_UNITS
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
 from .comparison import prepare, reevaluate, run_comparison
 from .config import FLOORS, GATE_THRESHOLDS, CompareConfig
+from .report import render_summary
 from .run_folder import check_space, load_run, locked, prepare_folder, save_run_or_rescue
 
 PROG = program("compare")
-
-_positive_float = argument_type(
-    float, lambda value: math.isfinite(value) and value > 0, "a positive number"
-)
-
-
-def _range(text):
-    lo, _, hi = text.partition(":")
-    return float(lo), float(hi)
-
-
-_beta_range = argument_type(_range, lambda pair: 0 < pair[0] < pair[1] < math.inf, "LO:HI")
 
 #: The flag of each CompareConfig field: (argparse options, help). Defaults are the config's.
 _FLAGS = {
@@ -62,9 +52,9 @@ _FLAGS = {
     "steps": ({"type": positive_int}, "optimiser steps per model"),
     "epochs": ({"type": positive_int}, "passes over the data per model (sets the steps)"),
     "batch_size": ({"type": positive_int}, "examples (sampled) or β (exact) per step"),
-    "lr": ({"type": _positive_float}, "peak Adam learning rate"),
+    "lr": ({"type": positive_float}, "peak Adam learning rate"),
     "beta_sampling": ({"choices": BETA_SAMPLINGS}, "the MR-VAE draws log β per ..."),
-    "train_range": ({"type": _beta_range}, "LO:HI, the MR-VAE's training range of β"),
+    "train_range": ({"type": beta_range}, "LO:HI, the MR-VAE's training range of β"),
     "gate_input": ({"choices": GATE_INPUTS}, "what the gates see"),
     "encoder_gate": ({"choices": ACTIVATIONS}, "gate of both encoder layers"),
     "decoder_gate": ({"choices": ACTIVATIONS}, "gate of both decoder layers"),
@@ -110,6 +100,15 @@ def build_parser():
     add_config_flags(parser)
     parser.add_argument("--out", default=None, help="output folder [a new folder under ./runs/]")
     parser.add_argument("--svg", action="store_true", default=False, help="also write SVG figures")
+    parser.add_argument(
+        "--units", choices=RATE_UNITS, default="nats", help="rate in report.md and figures [nats]"
+    )
+    parser.add_argument(
+        "--distortion",
+        choices=DISTORTION_UNITS,
+        default="nll",
+        help="distortion in report.md and figures: nll (nats), mse per dimension, psnr [nll]",
+    )
     parser.add_argument("--quiet", action="store_true", default=False, help="print nothing")
     parser.add_argument(
         "--from-run",
@@ -128,23 +127,6 @@ def config_from_args(args, base: CompareConfig | None = None) -> CompareConfig:
     except (TypeError, ValueError) as error:
         field = str(error).split()[0]
         raise UsageError(f"{_flag(field)}: {error}" if field in _FLAGS else str(error)) from None
-
-
-def print_summary(report: dict, out: Path) -> None:
-    """The headline numbers of a report, and where it is."""
-    s = report["summary"]
-    print(
-        f"MR-VAE excess over the optimum: max {s['mrvae_excess_max']:.4g}, mean "
-        f"{s['mrvae_excess_mean']:.4g} nats/example ({s['mrvae_train_seconds']:.1f} s)"
-    )
-    if s["beta_vae_count"]:
-        print(
-            f"{s['beta_vae_count']} β-VAEs at their β: max {s['beta_vae_excess_max']:.4g}, mean "
-            f"{s['beta_vae_excess_mean']:.4g} nats/example ({s['beta_vae_train_seconds']:.1f} s)"
-        )
-    if report["partial"] and not report.get("diverged"):
-        print("partial: training was interrupted")
-    print(f"report: {out / 'report.md'}")
 
 
 def _from_run(args, stack):
@@ -188,13 +170,14 @@ def run(args) -> int:
             comparison, out = _from_run(args, stack)
         else:
             comparison, out = _train(args, stack)
+        comparison.report["units"] = {"rate": args.units, "distortion": args.distortion}
         with interrupts_held("interrupt received: the run is being written, then linvae stops"):
             written, failure = user_input(
                 "--out", save_run_or_rescue, out, comparison.report, comparison.models, formats
             )
     report = comparison.report
     if not args.quiet:
-        print_summary(report, written)
+        print(render_summary(report) + f"report: {written / 'report.md'}")
     if failure is not None:
         print(f"{PROG}: error: cannot write to {out} ({failure}); the run is in {written}",
               file=sys.stderr)  # fmt: skip

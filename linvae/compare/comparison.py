@@ -56,6 +56,24 @@ class Comparison:
         """The report as a dict (numpy arrays included; :mod:`linvae._io` writes it as JSON)."""
         return self.report
 
+    def plot(self, ax=None, *, rate_unit="nats", distortion_unit="nll"):
+        """The rate-distortion plane: the optimum, the MR-VAE and the β-VAEs.
+
+        Returns
+        -------
+        list of matplotlib artists
+            The lines drawn, the optimum first (the axes are ``lines[0].axes``).
+        """
+        from .display import RateDistortionDisplay
+
+        display = RateDistortionDisplay.from_report(self.report)
+        return display.plot(ax, rate_unit=rate_unit, distortion_unit=distortion_unit).lines_
+
+    def _repr_markdown_(self) -> str:
+        from .report import render_markdown
+
+        return render_markdown({**self.report, "files": {}})
+
 
 def load_data(config: CompareConfig):
     """``(X, info)`` of the config's data set, drawn with its seed."""

@@ -17,6 +17,7 @@ import numpy as np
 
 import linvae
 from linvae import _io
+from linvae.analytic import distortion_in, rate_in
 
 from . import evaluate
 from .config import CompareConfig
@@ -199,6 +200,23 @@ def summarise(report: dict) -> dict:
     return summary
 
 
+def render_summary(report: dict) -> str:
+    """The headline numbers of a report, a line each (what the command prints)."""
+    s = report["summary"]
+    lines = [
+        f"MR-VAE excess over the optimum: max {s['mrvae_excess_max']:.4g}, mean "
+        f"{s['mrvae_excess_mean']:.4g} nats/example ({s['mrvae_train_seconds']:.1f} s)"
+    ]
+    if s["beta_vae_count"]:
+        lines.append(
+            f"{s['beta_vae_count']} β-VAEs at their β: max {s['beta_vae_excess_max']:.4g}, mean "
+            f"{s['beta_vae_excess_mean']:.4g} nats/example ({s['beta_vae_train_seconds']:.1f} s)"
+        )
+    if report["partial"] and not report.get("diverged"):
+        lines.append("partial: training was interrupted")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(value, digits=4):
     return "—" if value is None else f"{value:.{digits}g}"
 
@@ -215,6 +233,9 @@ def render_markdown(report: dict) -> str:
     s = report["summary"]
     data = report["dataset"]
     train = report["training"]
+    units = report.get("units", {})
+    rate_unit, distortion_unit = units.get("rate", "nats"), units.get("distortion", "nll")
+    d = data["d"]
     lines = [
         "# linvae.compare: one MR-VAE and β-VAEs against the exact optimum",
         "",
@@ -270,16 +291,19 @@ def render_markdown(report: dict) -> str:
     lines += [""]
     if report["beta_vae"]:
         lines += [
-            "| β-VAE at β | rate | distortion | loss | excess | MR-VAE excess at β | time |",
+            f"| β-VAE at β | rate ({rate_unit}) | distortion ({distortion_unit}) | loss | excess "
+            "| MR-VAE excess at β | time |",
             "|---|---|---|---|---|---|---|",
         ]
         at = report["mrvae"].get("at_baseline_betas") or {
             "excess": [None] * len(report["beta_vae"])
         }
         for baseline, mr_excess in zip(report["beta_vae"], at["excess"], strict=True):
+            rate = float(rate_in(baseline["rate"], rate_unit))
+            distortion = float(distortion_in(baseline["distortion"], d, distortion_unit))
             lines.append(
-                f"| {_fmt(baseline['beta'])} | {_fmt(baseline['rate'])} | "
-                f"{_fmt(baseline['distortion'], 6)} | {_fmt(baseline['loss'], 6)} | "
+                f"| {_fmt(baseline['beta'])} | {_fmt(rate)} | "
+                f"{_fmt(distortion, 6)} | {_fmt(baseline['loss'], 6)} | "
                 f"{_fmt(baseline['excess'])} | {_fmt(mr_excess)} | "
                 f"{baseline['train_seconds']:.1f} s |"
             )
