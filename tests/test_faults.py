@@ -269,16 +269,29 @@ def test_sigterm_during_training_writes_a_partial_report_and_exits_130(tmp_path)
     process = _compare(["--steps", "10000000", "--baselines", "1", "--latent", "2", "--out",
                         str(out), "--floor", "none"])  # fmt: skip
     deadline = time.monotonic() + 60
-    while "MR-VAE" not in (process.stderr.readline() if process.poll() is None else "MR-VAE"):
-        assert time.monotonic() < deadline, "training did not start"
-    time.sleep(1.0)
+    while not (out / run_folder.LOCK).exists():  # the folder is locked just before training
+        assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.1)
+    time.sleep(4.0)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == EXIT_INTERRUPTED, stderr
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True and report["beta_vae"] == []
-    assert 0 < report["mrvae"]["steps"] < 10_000_000
+    assert report["mrvae"]["steps"] < 10_000_000
     assert "partial: training was interrupted" in stdout
+
+
+def test_an_interrupt_before_the_first_step_still_gives_a_partial_report(tmp_path, monkeypatch):
+    # SIGTERM (or Ctrl-C) while torch sets up the optimiser: nothing trained, nothing lost
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    out = tmp_path / "early"
+    assert cli.main([*TINY, "--out", str(out)]) == EXIT_INTERRUPTED
+    report = json.loads((out / "report.json").read_text())
+    assert report["partial"] is True and report["mrvae"]["steps"] == 0
 
 
 @pytest.mark.slow

@@ -105,9 +105,13 @@ def torch_threads(threads: int):
 
 def _trained(model, X, config: CompareConfig, name: str, beta, progress: bool) -> TrainResult:
     bar = TrainingBar(name) if progress else None
-    result = train(
-        model, X, train_config(config, X.shape[0]), beta=beta, device=config.device, progress=bar
-    )
+    try:
+        result = train(
+            model, X, train_config(config, X.shape[0]), beta=beta, device=config.device,
+            progress=bar,
+        )  # fmt: skip
+    except KeyboardInterrupt:  # before the first step (train stops cleanly within its loop)
+        result = TrainResult(0, 0.0, True, float("nan"))
     if bar is not None:
         bar.close(
             "interrupted"
