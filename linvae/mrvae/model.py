@@ -32,13 +32,22 @@ Choices the appendix leaves open, made here:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from linvae._checks import as_beta, as_beta_range, as_choice, as_int, as_latent_size, as_seed
+from linvae._checks import (
+    as_beta,
+    as_beta_range,
+    as_choice,
+    as_int,
+    as_latent_size,
+    as_positive,
+    as_seed,
+)
 from linvae.analytic import LinearVAEParams
 
 from .gates import ACTIVATIONS, DEFAULT_BETA_RANGE, GATE_INPUTS, Gate
@@ -343,6 +352,132 @@ class LinearVAE(LinearMRVAE):
         return {"class": type(self).__name__, "d": self.d, "k": self.k, "hidden": self.hidden}
 
 
+#: No threshold of a :class:`LatentMRVAE` starts lower than this share of the log range.
+THRESHOLD_FLOOR = 0.05
+
+
+def _fix_unit_slope(gate: Gate) -> None:
+    """Freeze a gate's slope in η at +1 (Theorem 1's h = 1, eq. 36), keeping its threshold.
+
+    The pre-activation ``w (η − center)/scale + b`` becomes ``η − η₀``, with η₀ where the
+    initial one crosses 0; ``w`` is no longer trained.
+    """
+    with torch.no_grad():
+        w, b = gate.weight, gate.bias
+        crossing = gate.input_center - b * gate.input_scale / w  # η₀ per unit
+        w.copy_(gate.input_scale.expand_as(w))  # slope 1 in η
+        b.copy_((gate.input_center - crossing) / gate.input_scale * w)
+    w.requires_grad_(False)
+
+
+class LatentMRVAE(LinearMRVAE):
+    r"""The MR-VAE of Theorem 1's joint construction: one gate per latent, nothing else gated.
+
+    .. math::
+
+        E(\eta) = \operatorname{diag}(\sigma_D(\eta - a_j))\,E_1,\qquad
+        D(\eta) = D_2\,\operatorname{diag}(\sigma_D(\eta - b_j)),\qquad
+        c(\eta) = e^{\rho} \odot \min(1, e^{\eta - g_j}),
+
+    σ_D(x) = max(0, 1 − eˣ)^{1/2} (eqs. 37–38) with slope 1 in η = log β (eq. 36's h = 1)
+    and the hinge covariance gate. The joint optimum is in the family at every β (eqs.
+    21–23 with R = I, which a diagonal posterior forces up to a signed permutation:
+    ``E* = diag(σ_D(η − ξ)) Λ^{-1/2}Uᵀ``, ``D* = UΛ^{1/2} diag(σ_D(η − ξ))``,
+    ``c* = min(1, e^{η − ξ})``, ξ = log λ; docs/theorem1.md, reading (b)): its
+    representation floor is 0. As a :class:`LinearMRVAE` it has hidden = k, ``E₂ = D₁ = I``
+    frozen, the first encoder and last decoder layers ungated.
+
+    Parameters
+    ----------
+    d, k : int
+        Data and latent dimension.
+    beta_range : (float, float)
+        The training range (lo, hi) of β; the thresholds start inside it.
+    seed : int, default 0
+    dtype : torch.dtype, default float64
+    threshold_power : float, default 2.0
+        Latent j's three thresholds start at ``log lo + (log hi − log lo) max(q_j^p, 0.05)``,
+        q_j = (k − j − ½)/k: with ``p > 1`` more of them at small β, where more latents are
+        active at the optimum (docs/results.md).
+    """
+
+    def __init__(
+        self,
+        d: int,
+        k: int,
+        *,
+        beta_range: tuple[float, float] = DEFAULT_BETA_RANGE,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+        threshold_power: float = 2.0,
+    ) -> None:
+        super().__init__(
+            d, k, "sqrt", "sqrt", "hinge", k, beta_range=beta_range, seed=seed, dtype=dtype,
+            gate_input="log_beta",
+        )  # fmt: skip
+        options = {"beta_range": self.beta_range, "dtype": dtype, "gate_input": "log_beta"}
+        shrink = {**options, "trend": "decreasing", "stagger": True}
+        self.encoder1_gate = Gate(self.k, "none", **options)
+        self.encoder2_gate = Gate(self.k, "sqrt", **shrink)
+        self.decoder1_gate = Gate(self.k, "sqrt", **shrink)
+        self.decoder2_gate = Gate(self.d, "none", **options)
+        eye = torch.eye(self.k, dtype=dtype)
+        with torch.no_grad():
+            self.encoder2.copy_(eye)
+            self.decoder1.copy_(eye)
+        self.encoder2.requires_grad_(False)
+        self.decoder1.requires_grad_(False)
+        self.threshold_power = as_positive(threshold_power, "threshold_power")
+        log_lo, log_hi = (math.log(v) for v in self.beta_range)
+        q = (torch.arange(self.k, 0, -1, dtype=torch.float64) - 0.5) / self.k
+        share = torch.clamp(q**self.threshold_power, min=THRESHOLD_FLOOR)
+        thresholds = log_lo + (log_hi - log_lo) * share  # η₀ of latent j, descending
+        for gate in self.gate_modules():
+            _fix_unit_slope(gate)
+            with torch.no_grad():
+                gate.bias.copy_((gate.input_center - thresholds).to(gate.bias))
+
+    def gate_modules(self) -> list[Gate]:
+        """The three gates per latent: encoder, covariance, decoder."""
+        return [self.encoder2_gate, self.covariance_gate_module, self.decoder1_gate]
+
+    def config(self) -> dict:
+        return {
+            "class": type(self).__name__,
+            "d": self.d,
+            "k": self.k,
+            "beta_range": list(self.beta_range),
+            "threshold_power": self.threshold_power,
+        }
+
+    def keep_open(self, log_beta_min: float) -> None:
+        """Keep every σ_D gate open (with a gradient) below ``log_beta_min``.
+
+        A gate σ_D(η − η₀) is shut, with zero gradient, for η ≥ η₀; one shut on the whole
+        range leaves its latent dead for good. Clamping the thresholds to η₀ ≥
+        ``log_beta_min`` (a projection after each step) rules that out.
+        """
+        with torch.no_grad():
+            for gate in (self.encoder2_gate, self.decoder1_gate):
+                gate.bias.clamp_(max=float(gate.input_center) - log_beta_min)
+
+
+def one_layer_vae(d: int, k: int, *, seed: int = 0, dtype: torch.dtype = torch.float64):
+    """The linear VAE of eq. 12 with one layer each (the β-VAE of :class:`LatentMRVAE`).
+
+    A :class:`LinearVAE` with hidden = k whose inner layers ``E₂ = D₁ = I`` are frozen, so
+    ``E = E₁`` and ``D = D₂``.
+    """
+    model = LinearVAE(d, k, hidden=k, seed=seed, dtype=dtype)
+    eye = torch.eye(k, dtype=dtype)
+    with torch.no_grad():
+        model.encoder2.copy_(eye)
+        model.decoder1.copy_(eye)
+    model.encoder2.requires_grad_(False)
+    model.decoder1.requires_grad_(False)
+    return model
+
+
 def model_from_config(config: dict, dtype: torch.dtype = torch.float64) -> LinearMRVAE:
     """Rebuild an (untrained) model from :meth:`LinearMRVAE.config`.
 
@@ -361,6 +496,11 @@ def model_from_config(config: dict, dtype: torch.dtype = torch.float64) -> Linea
             return LinearMRVAE(**options, dtype=dtype)
         if name == "LinearVAE":
             return LinearVAE(**options, dtype=dtype)
+        if name == "LatentMRVAE":
+            options["beta_range"] = tuple(options["beta_range"])
+            return LatentMRVAE(**options, dtype=dtype)
     except (KeyError, TypeError) as error:
         raise ValueError(f"config of {name} is incomplete or malformed: {error}") from None
-    raise ValueError(f"config['class'] must be 'LinearMRVAE' or 'LinearVAE', got {name!r}")
+    raise ValueError(
+        f"config['class'] must be 'LinearMRVAE', 'LinearVAE' or 'LatentMRVAE', got {name!r}"
+    )

@@ -73,10 +73,146 @@ def sampled_loss(
     return LossTerms(loss, rate, distortion)
 
 
+def _ungated(gate) -> bool:
+    return gate.activation == "none"
+
+
+def _gated_products(left: torch.Tensor, scale: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``left @ diag(scale[b]) @ right`` for each b: (h, d), (B, d), (d, h) → (B, h, h).
+
+    One (h, d) @ (d, B·h) GEMM against the gated copies of ``right`` side by side, instead
+    of B broadcast products (which copy ``left`` B times).
+    """
+    batch, d = scale.shape
+    h = right.shape[1]
+    gated = (scale.T.unsqueeze(-1) * right.unsqueeze(1)).reshape(d, batch * h)  # (d, B·h)
+    return (left @ gated).reshape(left.shape[0], batch, h).transpose(0, 1)
+
+
 def exact_loss(
-    model: LinearMRVAE, log_beta: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor
+    model: LinearMRVAE,
+    log_beta: torch.Tensor,
+    mean: torch.Tensor,
+    cov: torch.Tensor,
+    *,
+    encoder1: torch.Tensor | None = None,
 ) -> LossTerms:
     """The exact expected loss at each β of a batch, from the data's moments (eqs. 14–18).
+
+    .. math::
+
+        \\text{rate} &= \\tfrac12\\big(-\\textstyle\\sum_j \\log c_j + \\operatorname{tr}(E S E^\\top)
+            + \\lVert t\\rVert^2 + \\textstyle\\sum_j c_j - k\\big), \\\\
+        \\text{distortion} &= \\tfrac d2 \\log 2\\pi + \\tfrac12\\big(\\operatorname{tr} S
+            - 2 \\operatorname{tr}(E S D) + \\operatorname{tr}(D^\\top D\\, E S E^\\top)
+            + \\textstyle\\sum_j c_j (D^\\top D)_{jj} + \\lVert m - b - D t \\rVert^2\\big),
+
+    with ``E, c, D, b`` at β, ``t = E(m − input_mean)`` the latent offset. The torch twin
+    of :func:`linvae.analytic.objective`, shaped for speed: the one d² product is
+    ``E₁ S``, formed once per call; the decoder's output gates (B, d) enter through one
+    (h, d) @ (d, B·h) GEMM against the gated copies of ``D₂`` side by side, and an ungated
+    layer's products are formed once per call, so with ungated outer layers every per-β
+    product is (h, h) or smaller.
+
+    Parameters
+    ----------
+    model : LinearMRVAE
+    log_beta : Tensor of shape (B,)
+        η = log β, one term per entry.
+    mean : Tensor of shape (d,)
+        Data mean m.
+    cov : Tensor of shape (d, d)
+        Data covariance S (maximum likelihood).
+    encoder1 : Tensor of shape (h, d), optional
+        Use this matrix for the first encoder layer ``E₁`` instead of ``model.encoder1``
+        (a reparameterisation such as the whitened ``E₁ = W P`` of
+        :mod:`linvae.mrvae.recipe`; gradients flow into whatever built it).
+
+    Returns
+    -------
+    LossTerms
+        ``rate`` and ``distortion`` of shape (B,), and their β-weighted mean ``loss``.
+
+    Notes
+    -----
+    A model with FiLM gates (η-dependent shifts) is computed by
+    :func:`exact_loss_tables`, the form that takes them.
+    """
+    if "film" in (model.encoder_gate, model.decoder_gate, model.covariance_gate):
+        if encoder1 is not None:
+            raise ValueError("encoder1 is not supported with FiLM gates")
+        return exact_loss_tables(model, log_beta, mean, cov)
+    E1 = model.encoder1 if encoder1 is None else encoder1
+    E2, D1, D2 = model.encoder2, model.decoder1, model.decoder2
+    k, d = model.k, model.d
+
+    s_e1 = model.encoder1_gate.scale(log_beta)  # (B, h)
+    s_d1 = model.decoder1_gate.scale(log_beta)  # (B, h)
+    log_c = model.log_variance_at(log_beta)  # (B, k)
+    gated_e2 = not _ungated(model.encoder2_gate)
+    gated_d2 = not _ungated(model.decoder2_gate)
+
+    E1S = E1 @ cov  # (h, d): the one d² product
+    E1SE1t = E1S @ E1.T  # (h, h)
+    A = E2 * s_e1.unsqueeze(-2)  # E₂ diag(s_E1), (B, k, h)
+    ESEt = A @ E1SE1t @ A.transpose(-1, -2)  # (B, k, k), before s_E2
+    if gated_e2:
+        s_e2 = model.encoder2_gate.scale(log_beta)  # (B, k)
+        ESEt = s_e2.unsqueeze(-1) * ESEt * s_e2.unsqueeze(-2)
+
+    # latent offset t = s_E2 ⊙ E₂ (s_E1 ⊙ E₁(m − m_in)), zero when m = m_in
+    hidden_offset = s_e1 * ((mean - model.input_mean) @ E1.T)  # (B, h)
+    offset = hidden_offset @ E2.T  # (B, k)
+    if gated_e2:
+        offset = s_e2 * offset
+
+    c = torch.exp(log_c)
+    rate = 0.5 * (
+        -log_c.sum(-1)
+        + torch.diagonal(ESEt, dim1=-2, dim2=-1).sum(-1)
+        + (offset**2).sum(-1)
+        + c.sum(-1)
+        - k
+    )  # eq. 14
+
+    if gated_d2:
+        s_d2 = model.decoder2_gate.scale(log_beta)  # (B, d)
+        G = _gated_products(D2.T, s_d2**2, D2)  # D₂ᵀ diag(s²) D₂, (B, h, h)
+        N = _gated_products(E1S, s_d2, D2)  # E₁S diag(s) D₂, (B, h, h)
+    else:
+        G = D2.T @ D2  # (h, h), once
+        N = E1S @ D2  # (h, h), once
+    Q = s_d1.unsqueeze(-1) * D1  # diag(s_D1) D₁, (B, h, k)
+    DtD = Q.transpose(-1, -2) @ G @ Q  # (B, k, k)
+    ESD = A @ N @ Q  # (B, k, k), before s_E2
+    if gated_e2:
+        ESD = s_e2.unsqueeze(-1) * ESD
+
+    decoded = (s_d1 * (offset @ D1.T)) @ D2.T  # D t, (B, d)
+    if gated_d2:
+        decoded = s_d2 * decoded
+    gap = ((mean - model.bias - decoded) ** 2).sum(-1)
+
+    residual = (
+        torch.trace(cov)
+        - 2.0 * torch.diagonal(ESD, dim1=-2, dim2=-1).sum(-1)  # tr(E S D)
+        + (DtD * ESEt).sum((-2, -1))  # tr(D E S Eᵀ Dᵀ)
+        + (c * torch.diagonal(DtD, dim1=-2, dim2=-1)).sum(-1)  # tr(D C Dᵀ)
+        + gap
+    )
+    distortion = 0.5 * d * LOG_2PI + 0.5 * residual  # eqs. 17–18
+    loss = torch.mean(distortion + torch.exp(log_beta) * rate)
+    return LossTerms(loss, rate, distortion)
+
+
+def exact_loss_tables(
+    model: LinearMRVAE, log_beta: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor
+) -> LossTerms:
+    """:func:`exact_loss` through (d, h, h) tables of row products: the reference form.
+
+    The same value and gradients as :func:`exact_loss` (tested to 1e-12), slower: the tables
+    are formed and differentiated at every call. It is the form that also takes FiLM
+    shifts on every layer, so :func:`exact_loss` hands FiLM models to it.
 
     .. math::
 

@@ -131,6 +131,11 @@ class TrainResult:
     diverged_at : int or None
         The first step whose loss was not finite, when training diverged; the model then
         holds the weights after ``steps`` updates, the last whose loss was seen finite.
+    polish_seconds : float
+        Of ``seconds``, the L-BFGS polish of :func:`linvae.mrvae.recipe.train_recipe` (0
+        for :func:`train`).
+    polish_evaluations : int
+        The polish's loss evaluations.
     """
 
     steps: int
@@ -138,6 +143,8 @@ class TrainResult:
     interrupted: bool
     final_loss: float
     diverged_at: int | None = None
+    polish_seconds: float = 0.0
+    polish_evaluations: int = 0
 
 
 def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
@@ -299,21 +306,38 @@ class _Guard:
     The loss of step s is that of the weights before update s, so the weights kept at one
     check are known good only at the next check: the guard holds them as ``pending`` until
     then, and goes back to the last ``verified`` ones (at first, the initial weights).
+    ``extra`` are tensors trained beside the model's own (the recipe's whitened encoder).
     """
 
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-        self.pending = (0, math.nan, self._copy())
+    def __init__(self, model: torch.nn.Module, extra: dict | None = None):
+        self.model, self.extra = model, dict(extra or {})
+        self.pending = (0, math.nan, self.snapshot())
         self.step, self.loss, self.state = self.pending
 
-    def _copy(self) -> dict:
-        return {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+    def snapshot(self) -> dict:
+        """A copy of every weight: the model's state and the extra tensors."""
+        state = {f"model.{k}": v.detach().clone() for k, v in self.model.state_dict().items()}
+        state.update({f"extra.{k}": v.detach().clone() for k, v in self.extra.items()})
+        return state
+
+    def load(self, snapshot: dict) -> None:
+        """Put the weights of a :meth:`snapshot` back."""
+        self.model.load_state_dict(
+            {k[len("model.") :]: v for k, v in snapshot.items() if k.startswith("model.")}
+        )
+        with torch.no_grad():
+            for name, tensor in self.extra.items():
+                tensor.copy_(snapshot[f"extra.{name}"])
 
     def keep(self, step: int, loss: float) -> None:
         """A check after ``step`` saw a finite running loss ``loss``."""
         self.step, _, self.state = self.pending
         self.loss = loss
-        self.pending = (step, loss, self._copy())
+        self.pending = (step, loss, self.snapshot())
+
+    def restore_state(self) -> None:
+        """Put the verified weights back."""
+        self.load(self.state)
 
     def restore(self, window: torch.Tensor, completed: int) -> int:
         """Put the verified weights back; return the first step with a non-finite loss.
@@ -321,7 +345,7 @@ class _Guard:
         The step is read from the ring of the last losses when it still holds it, else it is
         the last step run.
         """
-        self.model.load_state_dict(self.state)
+        self.restore_state()
         losses = window.detach().cpu().numpy()
         for step in range(max(self.step, completed - _WINDOW), completed):
             if not np.isfinite(losses[step % _WINDOW]):

@@ -1,0 +1,113 @@
+"""linvae's recipe: one MR-VAE reaches the optimum at every β of the full grid (a small
+problem, so that a regression in the recipe fails CI), the β-VAE trained the same way at
+its own β, and the pieces of the recipe."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from linvae.analytic import full_grid, moments, rate_distortion, spectrum
+from linvae.compare.evaluate import evaluate_model, excess_loss
+from linvae.data import load
+from linvae.mrvae.model import LatentMRVAE, model_from_config, one_layer_vae
+from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range, whitening_factor
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+EIGVALS = [4.0, 2.0, 1.0, 0.5, 0.25, 0.12, 0.06, 0.03]
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, _ = load("gaussian", n=500, eigvals=EIGVALS, seed=3)
+    return X, moments(X)
+
+
+def test_whitening_factor_whitens():
+    rng = np.random.default_rng(0)
+    A = torch.tensor(rng.standard_normal((5, 5)))
+    cov = A @ A.T
+    P = whitening_factor(cov, 0.1)
+    whitened = P @ (cov + 0.1 * torch.eye(5, dtype=torch.float64)) @ P.T
+    np.testing.assert_allclose(whitened.numpy(), np.eye(5), atol=1e-12)
+
+
+def test_training_range_halves_the_bottom_of_the_grid():
+    assert training_range([0.2, 1.0, 8.0]) == (0.1, 8.0)
+
+
+def test_the_latent_gated_family_has_frozen_identity_inner_layers_and_unit_slopes():
+    model = LatentMRVAE(6, 3, beta_range=(0.01, 10.0))
+    np.testing.assert_array_equal(model.encoder2.detach().numpy(), np.eye(3))
+    assert not model.encoder2.requires_grad and not model.decoder1.requires_grad
+    for gate in model.gate_modules():
+        assert not gate.weight.requires_grad
+        np.testing.assert_array_equal(gate.weight.detach().numpy(), 1.0)  # slope 1 in η
+    params = model.params_at(0.1)
+    assert params.E.shape == (3, 6) and params.D.shape == (6, 3)
+    rebuilt = model_from_config(model.config())
+    assert type(rebuilt) is LatentMRVAE and rebuilt.config() == model.config()
+
+
+def test_thresholds_start_by_the_square_density_inside_the_range():
+    lo, hi = 0.01, 10.0
+    model = LatentMRVAE(4, 8, beta_range=(lo, hi))
+    thresholds = -model.decoder1_gate.bias.detach().numpy()  # η₀ = −b for unit slope
+    share = (thresholds - math.log(lo)) / (math.log(hi) - math.log(lo))
+    q = (np.arange(8, 0, -1) - 0.5) / 8
+    np.testing.assert_allclose(share, np.maximum(q**2, 0.05), rtol=1e-12)
+
+
+def test_the_default_recipe_reaches_the_optimum_at_every_full_grid_beta(small):
+    X, stats = small
+    k = 4
+    eigvals = spectrum(stats.cov).eigvals
+    grid = full_grid(eigvals, k)
+    beta_range = training_range(grid)
+    model = LatentMRVAE(X.shape[1], k, beta_range=beta_range)
+    result = train_recipe(model, X, RecipeConfig(), beta_range=beta_range)
+    loss = evaluate_model(model, stats.mean, stats.cov, grid)["loss"]
+    excess = excess_loss(loss, rate_distortion(eigvals, k, grid).loss)  # raises below 0
+    assert result.steps == RecipeConfig().steps and not result.interrupted
+    assert result.polish_evaluations > 0
+    assert excess.max() <= 0.01, (excess.max(), grid[int(np.argmax(excess))])
+
+
+def test_the_beta_vae_trained_the_same_way_reaches_its_optimum(small):
+    X, stats = small
+    eigvals = spectrum(stats.cov).eigvals
+    beta = 0.2
+    model = one_layer_vae(X.shape[1], 4)
+    train_recipe(model, X, RecipeConfig(steps=1000), beta=beta)
+    loss = evaluate_model(model, stats.mean, stats.cov, [beta])["loss"]
+    assert excess_loss(loss, rate_distortion(eigvals, 4, [beta]).loss).max() <= 0.01
+
+
+def test_an_interrupt_stops_before_the_polish_and_keeps_the_weights(small, monkeypatch):
+    from linvae.mrvae import recipe
+
+    X, _ = small
+    calls = {"n": 0}
+    real = recipe.exact_loss
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipe, "exact_loss", interrupted)
+    model = LatentMRVAE(X.shape[1], 2, beta_range=(0.01, 8.0))
+    result = train_recipe(model, X, RecipeConfig(steps=50), beta_range=(0.01, 8.0))
+    assert result.interrupted and result.steps == 5 and result.polish_evaluations == 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_diverging_recipe_goes_back_to_finite_weights(small):
+    X, _ = small
+    model = LatentMRVAE(X.shape[1], 2, beta_range=(0.01, 8.0))
+    result = train_recipe(model, X, RecipeConfig(steps=200, lr=1e6), beta_range=(0.01, 8.0))
+    assert result.diverged_at is not None
+    assert all(torch.isfinite(p).all() for p in model.parameters())
