@@ -4,28 +4,33 @@ Every model is built from ``linvae.compare``'s :class:`CompareConfig` (its defau
 changed by the same flags as ``python -m linvae.compare``): no setting is restated here.
 
 ``python -m benchmarks.training throughput [--device cpu] [--batch-sizes 1024,4096]``
-    (a) examples/s of the sampled objective for the config's ``LinearMRVAE`` and for the
-    plain ``LinearVAE`` of the same size, each
-    through :func:`linvae.mrvae.train.train`, at d = 64 and d = 784 (k = 32), as a ratio
-    measured in one run; and the wall time of one exact-objective step against the number
-    of β per step (the cost of :func:`linvae.mrvae.objectives.exact_loss`).
+    (a) examples/s of the sampled objective (the paper recipe's) for its ``LinearMRVAE``
+    and for the plain ``LinearVAE`` of the same size, each through
+    :func:`linvae.mrvae.train.train`, at d = 64 and d = 784 (k = 32), as a ratio measured
+    in one run; and the wall time of one exact-objective step against the number of β
+    per step: the paper recipe's model through the (d, h, h) tables
+    (:func:`~linvae.mrvae.objectives.exact_loss_tables`) and through
+    :func:`~linvae.mrvae.objectives.exact_loss`, and the linvae recipe's step
+    (:class:`~linvae.mrvae.model.LatentMRVAE`, whitened encoder ``W P``).
 
 ``python -m benchmarks.training compile [--device cpu]``
     Per-step time of ``train`` eager against ``TrainConfig(compile="compile")``, and the
     wall time of the first steps, which hold the compilation.
 
-``python -m benchmarks.training diagnose`` (the options of ``target``)
-    One MR-VAE trained for ``--steps``; its excess at each β of the grid, its live latent
-    units, and how much of the excess the dead ones explain.
+``python -m benchmarks.training diagnose [any flag of python -m linvae.compare]``
+    One MR-VAE trained as the config says; its excess at each β of the grid, its live
+    latent units, and how much of the excess the dead ones explain.
 
-``python -m benchmarks.training target [--baseline-steps N] [--check-every 250]
-[--target 0.01] [any flag of python -m linvae.compare]``
+``python -m benchmarks.training target --recipe paper [--baseline-steps N]
+[--check-every 250] [--target 0.01] [any flag of python -m linvae.compare]``
     (b) wall time until the MR-VAE is within ``--target`` nats/example of the analytic
     optimum at every β of the config's grid, checked every ``--check-every`` steps with
     :func:`linvae.compare.evaluate.evaluate_model` (exact, float64; the checks are not
     counted in the time), beside the time the config's β-VAE baselines need to reach it at
     their own β. A run that reaches the target stops there; one that does not reports the
-    best max excess it reached and its time.
+    best max excess it reached and its time. The linvae recipe is timed by budget instead
+    (``python -m benchmarks.compare_quality``): its schedule depends on its budget and its
+    encoder is written at the end, so a model checked mid-run is not what a budget trains.
 
 Wall times depend on the machine and its load (this one: 2 shared cores); compare rows of
 one run only. One torch thread (``--threads``), as the CLI.
@@ -46,19 +51,27 @@ from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
 from linvae.compare.config import CompareConfig
 from linvae.compare.evaluate import evaluate_model, excess_loss
-from linvae.compare.training import baseline_betas, new_mrvae, train_config
+from linvae.compare.training import baseline_betas, fit, new_baseline, new_mrvae, train_config
 from linvae.data import load
-from linvae.mrvae.model import LinearVAE
-from linvae.mrvae.objectives import exact_loss
+from linvae.mrvae.model import LatentMRVAE
+from linvae.mrvae.objectives import exact_loss, exact_loss_tables
+from linvae.mrvae.recipe import whitening_factor
 from linvae.mrvae.train import TrainConfig, train
 
 from ._timing import machine, median_seconds
 
+#: The paper recipe's settings: the sampled objective and its model are the paper's.
+PAPER = CompareConfig(recipe="paper")
 
-def _mrvae(d, k, config=None):
-    """The MR-VAE of ``config`` (the defaults when None) with latent size ``k``."""
-    config = CompareConfig() if config is None else config
-    return new_mrvae(dataclasses.replace(config, latent=k), d)
+
+def _mrvae(d, k):
+    """The paper recipe's MR-VAE with latent size ``k`` (its training range is fixed)."""
+    return new_mrvae(dataclasses.replace(PAPER, latent=k), d, grid=None)
+
+
+def _vae(d, k):
+    """The paper recipe's β-VAE: the MR-VAE's layers without gates."""
+    return new_baseline(dataclasses.replace(PAPER, latent=k), d)
 
 
 def _where(device):
@@ -84,8 +97,8 @@ def throughput(d, k, batch_sizes, device, steps=40, repeats=3):
         for name, model, beta, mode in (
             ("mrvae", _mrvae(d, k), None, "none"),
             ("mrvae_compiled", _mrvae(d, k), None, "compile"),
-            ("vae", LinearVAE(d, k, hidden=2 * k), 1.0, "none"),
-            ("vae_compiled", LinearVAE(d, k, hidden=2 * k), 1.0, "compile"),
+            ("vae", _vae(d, k), 1.0, "none"),
+            ("vae_compiled", _vae(d, k), 1.0, "compile"),
         ):
             config = TrainConfig(
                 steps=steps, batch_size=batch_size, objective="sampled", compile=mode
@@ -102,31 +115,55 @@ def throughput(d, k, batch_sizes, device, steps=40, repeats=3):
 
 
 def exact_step_cost(d, k, betas_per_step, device, repeats=5):
-    """Seconds of one exact-objective forward and backward pass, per number of β per step."""
+    """Seconds of one exact-objective forward and backward pass, per number of β per step.
+
+    Three forms: the paper recipe's model through the (d, h, h) tables and through
+    :func:`exact_loss`, and the linvae recipe's step (:class:`LatentMRVAE`, encoder
+    ``E₁ = W P`` with ``P`` the whitening factor, the gradient reaching ``W``).
+    """
     rng = np.random.default_rng(0)
     A = rng.standard_normal((d, d))
     cov = torch.as_tensor(A @ A.T / d, device=device)
     mean = torch.zeros(d, dtype=torch.float64, device=device)
-    model = _mrvae(d, k).to(device)
+    paper = _mrvae(d, k).to(device)
+    latent = LatentMRVAE(d, k, beta_range=(0.01, 10.0)).to(device)
+    W = latent.encoder1.detach().clone().requires_grad_(True)
+    P = whitening_factor(cov, 0.01)
+
+    def timed(loss):
+        def step():
+            paper.zero_grad(set_to_none=True)
+            latent.zero_grad(set_to_none=True)
+            W.grad = None
+            loss().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        return median_seconds(step, repeats=repeats)
+
     rows = []
     for count in betas_per_step:
         log_beta = torch.linspace(math.log(0.01), math.log(10.0), count, dtype=torch.float64)
         log_beta = log_beta.to(device)
-
-        def step(log_beta=log_beta):
-            model.zero_grad(set_to_none=True)
-            exact_loss(model, log_beta, mean, cov).loss.backward()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-
-        rows.append({"d": d, "betas": count, "seconds": median_seconds(step, repeats=repeats)})
+        rows.append({
+            "d": d,
+            "betas": count,
+            "paper_tables": timed(
+                lambda b=log_beta: exact_loss_tables(paper, b, mean, cov).loss
+            ),
+            "paper": timed(lambda b=log_beta: exact_loss(paper, b, mean, cov).loss),
+            "recipe": timed(
+                lambda b=log_beta: exact_loss(latent, b, mean, cov, encoder1=W @ P).loss
+            ),
+        })  # fmt: skip
     return rows
 
 
 def render_throughput(rows, cost, command, where):
     lines = [
         f"Device: {where}; one torch thread; `{command}`. Sampled objective (one noise draw "
-        "and one β per example), float64, the MR-VAE of `linvae.compare`'s defaults; median of 3 "
+        "and one β per example), float64, the MR-VAE of `linvae.compare --recipe paper` "
+        "against its β-VAE (the same layers without gates); median of 3 "
         'runs of 40 steps through `train`; `compile`: `TrainConfig(compile="compile")` '
         "(torch.compile, inductor), compilation excluded.",
         "",
@@ -142,14 +179,21 @@ def render_throughput(rows, cost, command, where):
         )
     lines += [
         "",
-        "Exact objective, one forward and backward pass (k = 32, hidden 64), median of 5:",
+        "Exact objective, ms of one forward and backward pass (k = 32), median of 5: the "
+        "paper recipe's model (gates on the hidden units, h = k) through the (d, h, h) tables "
+        "(`exact_loss_tables`) and through `exact_loss`, and the linvae recipe's step "
+        "(`LatentMRVAE`, whitened encoder `W P`):",
         "",
-        "| d | β per step | ms per step | ms per β |",
-        "|---|---|---|---|",
+        "| d | β per step | paper model, tables | paper model, `exact_loss` "
+        "| tables / `exact_loss` | linvae recipe's step |",
+        "|---|---|---|---|---|---|",
     ]
     for r in cost:
-        ms = 1e3 * r["seconds"]
-        lines.append(f"| {r['d']} | {r['betas']} | {ms:.2f} | {ms / r['betas']:.3f} |")
+        lines.append(
+            f"| {r['d']} | {r['betas']} | {1e3 * r['paper_tables']:.2f} "
+            f"| {1e3 * r['paper']:.2f} | {r['paper_tables'] / r['paper']:.1f} "
+            f"| {1e3 * r['recipe']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -157,7 +201,7 @@ def run_throughput(device, batch_sizes, quick=False):
     """(rows, cost) of the throughput table: d = 64 and 784 (d = 64 only with ``quick``)."""
     sizes = (64,) if quick else (64, 784)
     rows = [row for d in sizes for row in throughput(d, 32, batch_sizes, device)]
-    cost = [row for d in sizes for row in exact_step_cost(d, 32, (1, 8, 32, 128), device)]
+    cost = [row for d in sizes for row in exact_step_cost(d, 32, (1, 16, 64), device)]
     return rows, cost
 
 
@@ -254,7 +298,7 @@ def time_to_target(model, X, config, stats, betas, optimum, target, check_every,
             state["reached"] = (trained, step)
             raise _Stop
 
-    result = train(model, X, config, beta=beta, device=device, progress=check)
+    result = train(model, X, config, beta=beta, device=device, progress=check)  # paper recipe
     if state["reached"] is None and result.interrupted:
         raise KeyboardInterrupt  # a real Ctrl-C
     loss = evaluate_model(model, stats.mean, stats.cov, betas)["loss"]
@@ -286,20 +330,20 @@ def _problem(config):
 def run_target(config, options, device, log):
     X, info, stats, eigvals, grid, optimum = _problem(config)
     k = config.latent
-    model = new_mrvae(config, X.shape[1])
+    model = new_mrvae(config, X.shape[1], grid)
     mr = time_to_target(
-        model, X, train_config(config, info.n), stats, grid, optimum, options.target,
+        model, X, train_config(config, info.n, grid), stats, grid, optimum, options.target,
         options.check_every, None, device,
     )  # fmt: skip
     log(f"MR-VAE: {mr}")
     baselines = []
     if options.baseline_steps:
         base_config = train_config(
-            dataclasses.replace(config, steps=options.baseline_steps), info.n
+            dataclasses.replace(config, steps=options.baseline_steps), info.n, grid
         )
         for beta in baseline_betas(config, grid):
             opt = [exact_optimum(eigvals, k, beta)]
-            model = LinearVAE(X.shape[1], k, hidden=config.hidden_width(), seed=config.seed)
+            model = new_baseline(config, X.shape[1])
             row = time_to_target(
                 model, X, base_config, stats, [beta], opt, options.target, options.check_every,
                 float(beta), device,
@@ -324,7 +368,7 @@ def render_target(config, options, info, grid, mr, baselines, where):
         )
 
     lines = [
-        f"{info.name} (n = {info.n}, d = {info.d}); config {config.to_dict()}; β-VAEs "
+        f"{info.name} (n = {info.n}, d = {info.d}); config {config.resolved().to_dict()}; β-VAEs "
         f"{options.baseline_steps} steps; checked every {options.check_every} steps; {where}.",
         "",
         f"- one MR-VAE, max excess over the {grid.size} β ≤ {options.target}: {cell(mr)}",
@@ -350,11 +394,11 @@ def diagnose(config, device):
     """
     X, info, stats, eigvals, grid, optimum = _problem(config)
     k = config.latent
-    model = new_mrvae(config, X.shape[1])
-    result = train(model, X, train_config(config, info.n), device=device)
+    model = new_mrvae(config, X.shape[1], grid)
+    result = fit(model, X, config, grid)
     excess = excess_loss(evaluate_model(model, stats.mean, stats.cov, grid)["loss"], optimum)
     lines = [
-        f"{info.name} (d = {info.d}), config {config.to_dict()}: {result.steps} steps in "
+        f"{info.name} (d = {info.d}), config {config.resolved().to_dict()}: {result.steps} steps in "
         f"{result.seconds:.1f} s; max excess {excess.max():.4f} at β = "
         f"{grid[int(np.argmax(excess))]:.3g}",
         "",
@@ -381,8 +425,15 @@ def main(argv=None):
     add_config_flags(p)
     options = p.parse_args(argv)
     config = config_from_args(options)
+    if options.what == "target" and config.recipe != "paper":
+        p.error(
+            "target checks the MR-VAE during its training, which suits the paper recipe "
+            "only (add --recipe paper); the linvae recipe's schedule depends on its budget "
+            "and its encoder is written at the end: time it by budget with "
+            "python -m benchmarks.compare_quality"
+        )
     if options.baseline_steps is None:
-        options.baseline_steps = config.steps
+        options.baseline_steps = config.resolved().steps
     torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     where = _where(device)

@@ -13,10 +13,14 @@ from linvae.analytic import moments, rate_distortion, spectrum
 from linvae.compare import cli, run_folder, training
 from linvae.compare.report import REQUIRED_KEYS
 from linvae.data import load
+from linvae.mrvae import recipe as recipe_module
 from linvae.mrvae import train as train_module
 from linvae.mrvae.checkpoint import load_models
+from linvae.mrvae.model import LinearVAE
 
-TINY = ["--steps", "12", "--baselines", "2", "--betas", "0.01:10:5", "--latent", "3", "--quiet"]
+SIZE = ["--steps", "12", "--baselines", "2", "--betas", "0.01:10:5", "--latent", "3", "--quiet"]
+TINY = [*SIZE, "--polish", "10"]  # linvae's recipe, the default
+PAPER = [*SIZE, "--recipe", "paper"]  # the paper's recipe: the sampled ELBO
 
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
@@ -46,7 +50,8 @@ def test_report_has_the_issue_keys_and_aligned_lists(tiny_run):
         assert {"beta", "rate", "distortion", "loss", "excess", "train_seconds"} <= set(baseline)
     assert report["dataset"] == {**report["dataset"], "name": "digits", "n": 1797, "d": 64}
     assert report["latent"] == 3
-    assert report["mrvae"]["config"]["hidden"] == 6  # the CLI's default width, 2k
+    assert report["config"]["recipe"] == "linvae" and report["config"]["hidden"] == 3  # k
+    assert report["mrvae"]["config"]["class"] == "LatentMRVAE"
     assert report["partial"] is False
     assert report["device"] == "cpu"
     assert report["seed"] == 0
@@ -90,7 +95,7 @@ def test_from_run_regenerates_the_same_report_without_training(tiny_run, tmp_pat
     def no_training(*args, **kwargs):
         raise AssertionError("--from-run must not train")
 
-    monkeypatch.setattr(training, "train", no_training)
+    monkeypatch.setattr(training, "fit", no_training)
     out = tmp_path / "again"
     assert cli.main(["--from-run", str(tiny_run), "--out", str(out), "--quiet"]) == 0
     old = json.loads((tiny_run / "report.json").read_text())
@@ -103,19 +108,22 @@ def test_from_run_regenerates_the_same_report_without_training(tiny_run, tmp_pat
     assert (out / "report.md").exists() and (out / "excess.png").exists()
 
 
-def test_interrupt_writes_a_partial_report(tmp_path, monkeypatch):
-    calls = {"n": 0}
-    original = train_module.sampled_loss
+@pytest.mark.parametrize("recipe", ["linvae", "paper"])
+def test_interrupt_writes_a_partial_report(tmp_path, monkeypatch, recipe):
+    module, name = (
+        (recipe_module, "exact_loss") if recipe == "linvae" else (train_module, "sampled_loss")
+    )
+    original = getattr(module, name)
 
-    def interrupted_later(*args):
-        calls["n"] += 1
-        if calls["n"] == 12 + 5:  # the MR-VAE finishes, the first β-VAE is interrupted
+    def interrupted_later(model, *args, **kwargs):
+        if isinstance(model, LinearVAE):  # the MR-VAE finishes, the first β-VAE is interrupted
             raise KeyboardInterrupt
-        return original(*args)
+        return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "sampled_loss", interrupted_later)
+    monkeypatch.setattr(module, name, interrupted_later)
     out = tmp_path / "partial"
-    assert cli.main([*TINY, "--out", str(out)]) == EXIT_INTERRUPTED  # 130: a partial run
+    argv = TINY if recipe == "linvae" else PAPER
+    assert cli.main([*argv, "--out", str(out)]) == EXIT_INTERRUPTED  # 130: a partial run
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True
     assert report["mrvae"]["steps"] == 12
@@ -123,19 +131,24 @@ def test_interrupt_writes_a_partial_report(tmp_path, monkeypatch):
     assert "Partial run" in (out / "report.md").read_text()
 
 
-def test_interrupt_during_the_mrvae_still_reports_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe", ["linvae", "paper"])
+def test_interrupt_during_the_mrvae_still_reports_it(tmp_path, monkeypatch, recipe):
+    module, name = (
+        (recipe_module, "exact_loss") if recipe == "linvae" else (train_module, "sampled_loss")
+    )
     calls = {"n": 0}
-    original = train_module.sampled_loss
+    original = getattr(module, name)
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return original(*args)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "sampled_loss", interrupted)
+    monkeypatch.setattr(module, name, interrupted)
     out = tmp_path / "partial"
-    assert cli.main([*TINY, "--out", str(out)]) == EXIT_INTERRUPTED
+    argv = TINY if recipe == "linvae" else PAPER
+    assert cli.main([*argv, "--out", str(out)]) == EXIT_INTERRUPTED
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True and report["mrvae"]["steps"] == 3
     assert all(math.isfinite(v) for v in report["mrvae"]["excess"])
@@ -151,7 +164,7 @@ def test_default_out_is_a_new_folder_under_runs(tmp_path, monkeypatch):
 
 def test_epochs_set_the_steps(tmp_path):
     out = tmp_path / "epochs"
-    args = [a for a in TINY if a not in ("--steps", "12")]
+    args = [a for a in PAPER if a not in ("--steps", "12")]
     assert (
         cli.main(
             [*args, "--epochs", "1", "--batch-size", "600", "--baselines", "0", "--out", str(out)]
@@ -212,7 +225,7 @@ def test_progress_goes_to_stderr_on_a_terminal_and_quiet_silences_it(tmp_path, c
 def test_exact_objective_runs_end_to_end(tmp_path):
     out = tmp_path / "exact"
     args = ["--objective", "exact", "--steps", "5", "--baselines", "2", "--betas", "0.1:1:3"]
-    args += ["--train-range", "0.001:10"]
+    args += ["--train-range", "0.001:10", "--recipe", "paper"]
     assert cli.main([*args, "--latent", "2", "--quiet", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["objective"] == "exact"

@@ -9,11 +9,16 @@ import pytest
 from linvae.analytic import beta_grid, full_grid
 from linvae.compare import CompareConfig, load_run, run_comparison
 from linvae.compare.cli import build_parser, config_from_args
+from linvae.compare.config import RECIPE_DEFAULTS
 from linvae.compare.run_folder import save_run
 
 
 def test_the_parser_with_no_flags_gives_the_default_config():
     assert config_from_args(build_parser().parse_args([])) == CompareConfig()
+
+
+def _text(value):
+    return ":".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def test_every_setting_has_a_flag_whose_help_shows_the_config_default():
@@ -22,8 +27,36 @@ def test_every_setting_has_a_flag_whose_help_shows_the_config_default():
     for field in dataclasses.fields(CompareConfig):
         assert field.name in helps, field.name
         default = getattr(CompareConfig(), field.name)
-        shown = ":".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        if default is None and field.name in RECIPE_DEFAULTS["linvae"]:  # each recipe's own
+            shown = "; ".join(f"{r}: {_text(v[field.name])}" for r, v in RECIPE_DEFAULTS.items())
+        else:
+            shown = _text(default)
         assert helps[field.name].endswith(f"[{shown}]"), (field.name, helps[field.name])
+
+
+def test_a_setting_left_at_none_takes_its_recipes_value():
+    linvae, paper = CompareConfig().resolved(), CompareConfig(recipe="paper").resolved()
+    for name, value in RECIPE_DEFAULTS["paper"].items():
+        expected = paper.latent if value == "k" else value
+        assert getattr(paper, name) == expected, name
+    assert (linvae.steps, linvae.train_range, linvae.hidden) == (3000, "auto", linvae.latent)
+    assert linvae.resolved() == linvae  # resolving twice changes nothing
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"encoder_gate": "sigmoid"}, "encoder_gate='sigmoid' is fixed by the linvae recipe"),
+        ({"objective": "sampled"}, "objective='sampled' is fixed by the linvae recipe"),
+        ({"epochs": 2}, "epochs applies to the paper recipe"),
+        ({"recipe": "paper", "polish": 5}, "polish applies to the linvae recipe"),
+        ({"recipe": "paper", "gate_thresholds": "square"}, "belongs to the linvae recipe"),
+        ({"recipe": "keras"}, "recipe must be one of"),
+    ],
+)
+def test_settings_a_recipe_fixes_are_refused_by_name(settings, message):
+    with pytest.raises(ValueError, match=message):
+        CompareConfig(**settings)
 
 
 def test_each_flag_sets_its_setting():
@@ -34,12 +67,14 @@ def test_each_flag_sets_its_setting():
     assert (config.steps, config.train_range, config.compile, config.threads) == (
         7, (0.001, 5.0), "compile", 2
     )  # fmt: skip
-    assert dataclasses.replace(config, steps=10000, train_range=(0.01, 10.0), compile="none",
+    assert dataclasses.replace(config, steps=None, train_range=None, compile="none",
                                threads=1) == CompareConfig()  # fmt: skip
 
 
 def test_the_config_round_trips_through_its_dict():
-    config = CompareConfig(betas=(0.1, 1.0), train_range=(0.001, 10.0), hidden=7, epochs=3)
+    config = CompareConfig(
+        betas=(0.1, 1.0), train_range=(0.001, 10.0), hidden=7, epochs=3, recipe="paper"
+    )
     record = json.loads(json.dumps(config.to_dict()))
     assert CompareConfig.from_dict(record) == config
     with pytest.raises(ValueError, match=r"unknown settings \['colour'\]"):
@@ -59,21 +94,24 @@ def test_full_grid_spans_every_switch_of_the_optimum_with_a_margin():
 
 def test_report_records_the_whole_config_and_load_run_reads_it_back(tmp_path):
     config = CompareConfig(
-        latent=2, steps=6, baselines=1, betas="0.1:1:3", threads=1, compile="none", floor="none"
-    )
+        latent=2, steps=6, baselines=1, betas="0.1:1:3", threads=1, compile="none", floor="none",
+        polish=3,
+    )  # fmt: skip
     comparison = run_comparison(config)
     save_run(tmp_path, comparison.report, comparison.models)
     recorded = json.loads((tmp_path / "report.json").read_text())["config"]
-    assert recorded == json.loads(json.dumps(config.to_dict()))
-    assert {"threads", "compile"} <= set(recorded)
+    assert recorded == json.loads(json.dumps(config.resolved().to_dict()))
+    assert {"threads", "compile", "recipe"} <= set(recorded)
     run = load_run(tmp_path)
-    assert run.config == config
+    assert run.config == config.resolved()
     assert run.models.mrvae_result.steps == 6
     np.testing.assert_array_equal(comparison.excess, run.report["mrvae"]["excess"])
 
 
 def test_a_run_written_before_the_config_was_recorded_is_still_read(tmp_path):
-    config = CompareConfig(latent=2, steps=4, baselines=1, betas="0.1:1:3", floor="none")
+    config = CompareConfig(
+        latent=2, steps=4, baselines=1, betas="0.1:1:3", floor="none", recipe="paper"
+    )
     comparison = run_comparison(config)
     save_run(tmp_path, comparison.report, comparison.models)
     report = json.loads((tmp_path / "report.json").read_text())
@@ -83,6 +121,5 @@ def test_a_run_written_before_the_config_was_recorded_is_still_read(tmp_path):
     report["training"]["baselines"] = 1
     (tmp_path / "report.json").write_text(json.dumps(report))
     run = load_run(tmp_path)
-    # the hidden width was recorded as resolved (2k)
-    assert run.config == dataclasses.replace(config, betas=tuple(comparison.betas), hidden=4)
+    assert run.config == dataclasses.replace(config.resolved(), betas=tuple(comparison.betas))
     assert len(run.models.baselines) == 1

@@ -40,6 +40,7 @@ from linvae.proofs import cli as proofs_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--steps", "6", "--baselines", "1", "--betas", "0.05:1:3", "--latent", "2", "--quiet"]
+TINY += ["--polish", "5"]
 
 pytestmark = pytest.mark.usefixtures("restore_torch_threads")
 
@@ -155,7 +156,7 @@ def test_an_empty_path_is_refused(main, argv, capsys, monkeypatch):
 def test_a_folder_in_use_by_another_run_is_refused_before_training(tmp_path, capsys, monkeypatch):
     from filelock import FileLock
 
-    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("must not train"))
     out = tmp_path / "busy"
     out.mkdir()
     with FileLock(str(out / run_folder.LOCK)):
@@ -195,7 +196,7 @@ def test_a_read_only_working_directory_is_one_line(tmp_path, capsys, monkeypatch
 
 
 def test_an_unwritable_folder_is_found_before_training(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("must not train"))
 
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
@@ -206,7 +207,7 @@ def test_an_unwritable_folder_is_found_before_training(tmp_path, capsys, monkeyp
 
 
 def test_a_disk_too_full_for_the_run_is_found_before_training(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("must not train"))
     usage = run_folder.shutil.disk_usage(tmp_path)
     monkeypatch.setattr(run_folder.shutil, "disk_usage", lambda path: usage._replace(free=1024))
     assert cli.main([*TINY, "--out", str(tmp_path / "full")]) == EXIT_USAGE
@@ -287,7 +288,7 @@ def test_an_interrupt_before_the_first_step_still_gives_a_partial_report(tmp_pat
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training, "train", interrupted)
+    monkeypatch.setattr(training, "fit", interrupted)
     out = tmp_path / "early"
     assert cli.main([*TINY, "--out", str(out)]) == EXIT_INTERRUPTED
     report = json.loads((out / "report.json").read_text())

@@ -111,3 +111,35 @@ def test_a_diverging_recipe_goes_back_to_finite_weights(small):
     result = train_recipe(model, X, RecipeConfig(steps=200, lr=1e6), beta_range=(0.01, 8.0))
     assert result.diverged_at is not None
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("min_open", [0.05, 0.3])
+def test_every_sqrt_gate_stays_open_at_the_bottom_of_the_range(small, min_open):
+    X, _ = small
+    lo, hi = 0.01, 10.0
+    model = LatentMRVAE(X.shape[1], 4, beta_range=(lo, hi))
+    config = RecipeConfig(steps=200, lr=0.3, polish_iterations=0, min_open=min_open)
+    train_recipe(model, X, config, beta_range=(lo, hi))
+    bound = math.log(lo) + min_open * (math.log(hi) - math.log(lo))
+    for gate in (model.encoder2_gate, model.decoder1_gate):
+        thresholds = (gate.input_center - gate.bias).detach().numpy()  # η₀ for unit slope
+        assert thresholds.min() >= bound - 1e-12
+
+
+def test_min_open_zero_leaves_the_thresholds_free(small):
+    X, _ = small
+    lo, hi = 0.01, 10.0
+    model = LatentMRVAE(X.shape[1], 4, beta_range=(lo, hi))
+    config = RecipeConfig(steps=200, lr=0.3, polish_iterations=0, min_open=0.0)
+    train_recipe(model, X, config, beta_range=(lo, hi))
+    bound = math.log(lo) + 0.3 * (math.log(hi) - math.log(lo))
+    thresholds = [
+        (gate.input_center - gate.bias).detach().numpy()
+        for gate in (model.encoder2_gate, model.decoder1_gate)
+    ]
+    assert min(t.min() for t in thresholds) < bound  # the projection above did bind
+
+
+def test_min_open_must_be_a_share_of_the_range():
+    with pytest.raises(ValueError, match="min_open must be in"):
+        RecipeConfig(min_open=1.0)

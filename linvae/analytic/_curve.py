@@ -125,9 +125,10 @@ NAMED_GRIDS = ("full", "paper")
 FULL_GRID_MARGIN = 2.0
 FULL_GRID_POINTS = 31
 
-#: The latent size and grid of the commands (``python -m linvae.analytic`` and ``compare``).
+#: The latent size and grid of the commands (``python -m linvae.analytic`` and ``compare``):
+#: the paper's latent size, and the whole curve of the data at hand.
 DEFAULT_LATENT = PAPER_LATENT
-DEFAULT_GRID = PAPER_GRID
+DEFAULT_GRID = "full"
 
 
 def full_grid(eigvals, k, points=FULL_GRID_POINTS):

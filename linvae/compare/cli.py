@@ -34,11 +34,16 @@ from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
 from .comparison import prepare, reevaluate, run_comparison
-from .config import FLOORS, GATE_THRESHOLDS, CompareConfig
+from .config import FLOORS, RECIPE_DEFAULTS, RECIPES, CompareConfig
 from .report import render_summary
 from .run_folder import check_space, load_run, locked, prepare_folder, save_run_or_rescue
 
 PROG = program("compare")
+
+
+def _pair_or_auto(text):
+    return "auto" if text == "auto" else beta_range(text)
+
 
 #: The flag of each CompareConfig field: (argparse options, help). Defaults are the config's.
 _FLAGS = {
@@ -48,19 +53,21 @@ _FLAGS = {
     "latent": ({"type": positive_int}, "latent size k"),
     "betas": ({}, "evaluation grid: full (from the spectrum), paper, LO:HI:N or B1,B2,..."),
     "baselines": ({"type": count}, "number of β-VAEs, log-spaced over the grid, 0 for none"),
-    "objective": ({"choices": OBJECTIVES}, "training objective"),
+    "recipe": ({"choices": RECIPES}, "how models are built and trained: linvae's or the paper's"),
     "steps": ({"type": positive_int}, "optimiser steps per model"),
-    "epochs": ({"type": positive_int}, "passes over the data per model (sets the steps)"),
+    "epochs": ({"type": positive_int}, "paper recipe: passes over the data (sets the steps)"),
     "batch_size": ({"type": positive_int}, "examples (sampled) or β (exact) per step"),
     "lr": ({"type": positive_float}, "peak Adam learning rate"),
-    "beta_sampling": ({"choices": BETA_SAMPLINGS}, "the MR-VAE draws log β per ..."),
-    "train_range": ({"type": beta_range}, "LO:HI, the MR-VAE's training range of β"),
-    "gate_input": ({"choices": GATE_INPUTS}, "what the gates see"),
-    "encoder_gate": ({"choices": ACTIVATIONS}, "gate of both encoder layers"),
-    "decoder_gate": ({"choices": ACTIVATIONS}, "gate of both decoder layers"),
-    "covariance_gate": ({"choices": COVARIANCE_ACTIVATIONS}, "gate of the posterior variance"),
-    "hidden": ({"type": positive_int}, "hidden width of encoder and decoder (None: 2k)"),
-    "gate_thresholds": ({"choices": GATE_THRESHOLDS}, "initial gate thresholds"),
+    "train_range": ({"type": _pair_or_auto}, "the MR-VAE's β range: LO:HI, or auto"),
+    "polish": ({"type": count}, "linvae recipe: L-BFGS iterations after Adam"),
+    "objective": ({"choices": OBJECTIVES}, "paper recipe: training objective"),
+    "beta_sampling": ({"choices": BETA_SAMPLINGS}, "paper recipe: log β drawn per ..."),
+    "gate_input": ({"choices": GATE_INPUTS}, "paper recipe: what the gates see"),
+    "encoder_gate": ({"choices": ACTIVATIONS}, "paper recipe: gate of both encoder layers"),
+    "decoder_gate": ({"choices": ACTIVATIONS}, "paper recipe: gate of both decoder layers"),
+    "covariance_gate": ({"choices": COVARIANCE_ACTIVATIONS}, "paper recipe: variance gate"),
+    "hidden": ({"type": positive_int}, "paper recipe: hidden width of encoder and decoder"),
+    "gate_thresholds": ({"choices": ("staggered", "shared")}, "paper recipe: initial thresholds"),
     "device": ({}, "auto, cpu, cuda or cuda:N"),
     "seed": ({"type": count}, "seed of data subsets, weights, batches, β and noise"),
     "threads": ({"type": positive_int}, "torch CPU threads while training"),
@@ -72,6 +79,19 @@ _TRAINING = tuple(name for name in _FLAGS if name != "floor")
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _text(value) -> str:
+    return ":".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _shown(name: str, default) -> str:
+    """A setting's default for the help: its own, or each recipe's when it is None."""
+    if default is not None or name not in RECIPE_DEFAULTS["linvae"]:
+        return _text(default)
+    return "; ".join(
+        f"{recipe}: {_text(values[name])}" for recipe, values in RECIPE_DEFAULTS.items()
+    )
 
 
 def add_config_flags(parser, *, skip=()) -> None:
@@ -86,12 +106,11 @@ def add_config_flags(parser, *, skip=()) -> None:
         if field.name in skip:
             continue
         options, text = _FLAGS[field.name]
-        default = getattr(defaults, field.name)
-        shown = ":".join(map(str, default)) if field.name == "train_range" else default
         where = budget if field.name in ("steps", "epochs") else parser
         where.add_argument(
-            _flag(field.name), **options, default=argparse.SUPPRESS, help=f"{text} [{shown}]"
-        )
+            _flag(field.name), **options, default=argparse.SUPPRESS,
+            help=f"{text} [{_shown(field.name, getattr(defaults, field.name))}]",
+        )  # fmt: skip
 
 
 def build_parser():

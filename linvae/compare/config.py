@@ -25,18 +25,72 @@ from linvae._checks import (
 from linvae.analytic import DEFAULT_GRID, DEFAULT_LATENT, NAMED_GRIDS, parse_betas
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
+from linvae.mrvae.recipe import training_range
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
-#: The paper's training range of β (appendix C.1).
-PAPER_RANGE = (0.01, 10.0)
+#: The recipes: how the MR-VAE is built and trained. ``"linvae"`` reaches the optimum on the
+#: whole curve (docs/results.md); ``"paper"`` is the paper's (appendix B, C.1).
+RECIPES = ("linvae", "paper")
 
-GATE_THRESHOLDS = ("staggered", "shared")
+#: What a setting left at None means, recipe by recipe: the one home of these defaults.
+#: ``hidden: "k"`` is the latent size; ``train_range: "auto"`` is the evaluation grid's range
+#: with its bottom halved (:func:`linvae.mrvae.recipe.training_range`).
+RECIPE_DEFAULTS = {
+    "linvae": {
+        "steps": 3000,
+        "lr": 0.03,
+        "batch_size": 16,
+        "train_range": "auto",
+        "polish": 1000,
+        "objective": "exact",
+        "beta_sampling": "stratified",
+        "gate_input": "log_beta",
+        "encoder_gate": "sqrt",
+        "decoder_gate": "sqrt",
+        "covariance_gate": "hinge",
+        "hidden": "k",
+        "gate_thresholds": "square",
+    },
+    "paper": {
+        "steps": 10000,
+        "lr": 0.01,
+        "batch_size": 128,
+        "train_range": (0.01, 10.0),
+        "polish": 0,
+        "objective": "sampled",
+        "beta_sampling": "example",
+        "gate_input": "standardized",
+        "encoder_gate": "sigmoid",
+        "decoder_gate": "sqrt",
+        "covariance_gate": "sigmoid",
+        "hidden": "k",
+        "gate_thresholds": "staggered",
+    },
+}
+
+#: Settings the linvae recipe fixes: its model is Theorem 1's construction, trained on the
+#: exact objective. Another value is refused; ``--recipe paper`` trains any of them.
+FIXED_BY_LINVAE = (
+    "objective",
+    "beta_sampling",
+    "gate_input",
+    "encoder_gate",
+    "decoder_gate",
+    "covariance_gate",
+    "hidden",
+    "gate_thresholds",
+)
+
+GATE_THRESHOLDS = ("staggered", "shared", "square")
 FLOORS = ("model", "paper", "none")
 
 
 @dataclass(frozen=True)
 class CompareConfig:
     """The settings of one comparison: data, models, training, evaluation.
+
+    A setting left at None takes its recipe's value (:data:`RECIPE_DEFAULTS`);
+    :meth:`resolved` fills them in, and report.json records the resolved config whole.
 
     Attributes
     ----------
@@ -50,31 +104,34 @@ class CompareConfig:
     latent : int
         Latent size k of every model; latents beyond the data dimension stay collapsed.
     betas : str or tuple of float
-        The evaluation grid: ``"LO:HI:N"`` (log-spaced), ``"B1,B2,..."``, ``"paper"``
-        (0.01:10:31) or ``"full"`` (from the spectrum, see
-        :func:`linvae.analytic.beta_grid`); or the values themselves.
+        The evaluation grid: ``"full"`` (from the spectrum: λ_k/2 to 2λ₁, see
+        :func:`linvae.analytic.beta_grid`), ``"paper"`` (0.01:10:31), ``"LO:HI:N"``
+        (log-spaced), ``"B1,B2,..."``, or the values themselves.
     baselines : int
-        Number of β-VAEs, at log-spaced β over the grid's range; 0 for none.
-    objective : {"sampled", "exact"}
-        Training objective (:class:`linvae.mrvae.train.TrainConfig`).
-    steps : int
-        Optimiser steps per model (ignored when ``epochs`` is set).
+        Number of β-VAEs, at log-spaced β over the grid's range, trained by the same
+        recipe without gates; 0 for none.
+    recipe : {"linvae", "paper"}
+        How the models are built and trained: linvae's recipe (:mod:`linvae.mrvae.recipe`,
+        one gate per latent, exact objective, whitening, L-BFGS polish) or the paper's
+        (sigmoid encoder and covariance gates, σ_D decoder gates, hidden width k, the
+        sampled ELBO with log β uniform over 0.01–10 per example).
+    steps : int or None
+        Optimiser steps per model (the recipe's Adam steps; not counting the polish).
     epochs : int or None
-        Passes over the data per model: ``steps = epochs · ⌈n / batch_size⌉``.
-    batch_size : int
-        Examples per step (sampled) or values of β per step (exact).
-    lr : float
+        ``recipe="paper"``: passes over the data per model, ``steps = epochs · ⌈n / batch⌉``.
+    batch_size : int or None
+        Examples per step (sampled objective) or values of β per step (exact objective).
+    lr : float or None
         Peak Adam learning rate.
-    beta_sampling : {"example", "batch"}
-        The MR-VAE draws log β per example or per mini-batch.
-    train_range : (float, float)
-        The MR-VAE's training range of β.
-    gate_input, encoder_gate, decoder_gate, covariance_gate
-        The MR-VAE's gates (:class:`linvae.mrvae.model.LinearMRVAE`).
-    hidden : int or None
-        Width of the hidden layers of encoder and decoder; None for 2k.
-    gate_thresholds : {"staggered", "shared"}
-        Initial gate thresholds spread over the range or shared by all units.
+    train_range : (float, float), "auto" or None
+        The MR-VAE's training range of β; "auto": the grid's, its bottom halved.
+    polish : int or None
+        ``recipe="linvae"``: L-BFGS iterations after Adam.
+    objective, beta_sampling, gate_input, encoder_gate, decoder_gate, covariance_gate,
+    hidden, gate_thresholds
+        ``recipe="paper"``: the training objective, how log β is drawn, what the gates
+        see, the gates of each layer, the hidden width (None: k) and the gates' initial
+        thresholds. The linvae recipe fixes them (:data:`FIXED_BY_LINVAE`).
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed : int
@@ -93,19 +150,21 @@ class CompareConfig:
     latent: int = DEFAULT_LATENT
     betas: str | tuple[float, ...] = DEFAULT_GRID
     baselines: int = 10
-    objective: str = "sampled"
-    steps: int = 10000
+    recipe: str = "linvae"
+    steps: int | None = None
     epochs: int | None = None
-    batch_size: int = 128
-    lr: float = 1e-2
-    beta_sampling: str = "example"
-    train_range: tuple[float, float] = PAPER_RANGE
-    gate_input: str = "standardized"
-    encoder_gate: str = "sqrt"
-    decoder_gate: str = "sqrt"
-    covariance_gate: str = "hinge"
+    batch_size: int | None = None
+    lr: float | None = None
+    train_range: tuple[float, float] | str | None = None
+    polish: int | None = None
+    objective: str | None = None
+    beta_sampling: str | None = None
+    gate_input: str | None = None
+    encoder_gate: str | None = None
+    decoder_gate: str | None = None
+    covariance_gate: str | None = None
     hidden: int | None = None
-    gate_thresholds: str = "staggered"
+    gate_thresholds: str | None = None
     device: str = "auto"
     seed: int = 0
     threads: int = 1
@@ -118,6 +177,13 @@ class CompareConfig:
             dataset = os.fspath(dataset)
         if not isinstance(dataset, str) or not dataset:
             raise TypeError(f"dataset must be a non-empty str or path, got {dataset!r}")
+        recipe = as_choice(self.recipe, "recipe", RECIPES)
+        linvae = recipe == "linvae"
+
+        def optional(name, check):
+            value = getattr(self, name)
+            return None if value is None else check(value)
+
         checked = {
             "dataset": dataset,
             "n": as_int(self.n, "n", minimum=2, optional=True),
@@ -125,29 +191,70 @@ class CompareConfig:
             "latent": as_latent_size(self.latent, "latent"),
             "betas": _as_grid_spec(self.betas),
             "baselines": as_int(self.baselines, "baselines", minimum=0),
-            "objective": as_choice(self.objective, "objective", OBJECTIVES),
-            "steps": as_int(self.steps, "steps", minimum=1),
+            "recipe": recipe,
+            "steps": as_int(self.steps, "steps", minimum=1, optional=True),
             "epochs": as_int(self.epochs, "epochs", minimum=1, optional=True),
-            "batch_size": as_int(self.batch_size, "batch_size", minimum=1),
-            "lr": as_positive(self.lr, "lr"),
-            "beta_sampling": as_choice(self.beta_sampling, "beta_sampling", BETA_SAMPLINGS),
-            "train_range": as_beta_range(self.train_range, "train_range"),
-            "gate_input": as_choice(self.gate_input, "gate_input", GATE_INPUTS),
-            "encoder_gate": as_choice(self.encoder_gate, "encoder_gate", ACTIVATIONS),
-            "decoder_gate": as_choice(self.decoder_gate, "decoder_gate", ACTIVATIONS),
-            "covariance_gate": as_choice(
-                self.covariance_gate, "covariance_gate", COVARIANCE_ACTIVATIONS
+            "batch_size": as_int(self.batch_size, "batch_size", minimum=1, optional=True),
+            "lr": optional("lr", lambda v: as_positive(v, "lr")),
+            "train_range": optional("train_range", _as_train_range),
+            "polish": as_int(self.polish, "polish", minimum=0, optional=True),
+            "objective": optional("objective", lambda v: as_choice(v, "objective", OBJECTIVES)),
+            "beta_sampling": optional(
+                "beta_sampling",
+                lambda v: as_choice(v, "beta_sampling", (*BETA_SAMPLINGS, "stratified")),
+            ),
+            "gate_input": optional("gate_input", lambda v: as_choice(v, "gate_input", GATE_INPUTS)),
+            "encoder_gate": optional(
+                "encoder_gate", lambda v: as_choice(v, "encoder_gate", ACTIVATIONS)
+            ),
+            "decoder_gate": optional(
+                "decoder_gate", lambda v: as_choice(v, "decoder_gate", ACTIVATIONS)
+            ),
+            "covariance_gate": optional(
+                "covariance_gate",
+                lambda v: as_choice(v, "covariance_gate", COVARIANCE_ACTIVATIONS),
             ),
             "hidden": as_int(self.hidden, "hidden", minimum=1, optional=True),
-            "gate_thresholds": as_choice(self.gate_thresholds, "gate_thresholds", GATE_THRESHOLDS),
+            "gate_thresholds": optional(
+                "gate_thresholds", lambda v: as_choice(v, "gate_thresholds", GATE_THRESHOLDS)
+            ),
             "device": as_device_name(self.device),
             "seed": as_seed(self.seed),
             "threads": as_int(self.threads, "threads", minimum=1),
             "compile": as_choice(self.compile, "compile", COMPILE_MODES),
             "floor": as_choice(self.floor, "floor", FLOORS),
         }
+        own = RECIPE_DEFAULTS[recipe]
+        for name in FIXED_BY_LINVAE:
+            value = checked[name]
+            if name == "hidden" and value == checked["latent"]:
+                continue
+            if linvae and value is not None and value != own[name]:
+                raise ValueError(
+                    f"{name}={value!r} is fixed by the linvae recipe ({own[name]!r}: its model "
+                    "is Theorem 1's construction); the paper recipe (recipe='paper') trains "
+                    "other values"
+                )
+        for name, value in (("beta_sampling", "stratified"), ("gate_thresholds", "square")):
+            if not linvae and checked[name] == value:
+                raise ValueError(f"{name}={value!r} belongs to the linvae recipe")
+        if linvae and checked["epochs"] is not None:
+            raise ValueError("epochs applies to the paper recipe (the linvae recipe counts steps)")
+        if not linvae and checked["polish"]:
+            raise ValueError("polish applies to the linvae recipe")
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+
+    def resolved(self) -> CompareConfig:
+        """The config with every setting left at None given its recipe's value."""
+        values = {
+            name: default
+            for name, default in RECIPE_DEFAULTS[self.recipe].items()
+            if getattr(self, name) is None
+        }
+        if values.get("hidden") == "k":
+            values["hidden"] = self.latent
+        return dataclasses.replace(self, **values)
 
     def to_dict(self) -> dict:
         """Every setting as JSON builtins (tuples become lists)."""
@@ -173,14 +280,31 @@ class CompareConfig:
         return cls(**values)
 
     def hidden_width(self) -> int:
-        """The hidden width used: ``hidden``, or 2k when it is None."""
-        return 2 * self.latent if self.hidden is None else self.hidden
+        """The hidden width used: ``hidden``, or the recipe's (the latent size k)."""
+        return self.resolved().hidden
 
     def steps_for(self, n: int) -> int:
         """Optimiser steps per model on ``n`` examples (``epochs`` sets them when given)."""
-        if self.epochs is None:
-            return self.steps
-        return self.epochs * math.ceil(n / self.batch_size)
+        config = self.resolved()
+        if config.epochs is None:
+            return config.steps
+        return config.epochs * math.ceil(n / config.batch_size)
+
+    def beta_range_for(self, grid) -> tuple[float, float]:
+        """The MR-VAE's training range of β for the evaluation ``grid``."""
+        train_range = self.resolved().train_range
+        return training_range(grid) if train_range == "auto" else train_range
+
+
+def _as_train_range(value):
+    if isinstance(value, str):
+        if value != "auto":
+            raise TypeError(
+                f"train_range must be a pair of floats (lo, hi), got {value!r} (or 'auto': the "
+                "grid's range, its bottom halved)"
+            )
+        return value
+    return as_beta_range(value, "train_range")
 
 
 def _as_grid_spec(betas):

@@ -140,6 +140,8 @@ def analytic_curve(cov, k: int, betas) -> dict[str, np.ndarray]:
 
 #: The paper's gates (appendix A.2 and Listing 1): σ_E encoder and covariance, σ_D decoder.
 PAPER_GATES = {"encoder_gate": "sigmoid", "decoder_gate": "sqrt", "covariance_gate": "sigmoid"}
+#: The gates whose Theorem 1 construction is exact at every β (the linvae recipe's).
+EXACT_GATES = {"encoder_gate": "sqrt", "decoder_gate": "sqrt", "covariance_gate": "hinge"}
 
 
 def representation_floors(
@@ -176,22 +178,22 @@ def representation_floors(
         return {}
     from linvae.mrvae.floor import representation_floor
 
-    families = {"model": {key: config[key] for key in PAPER_GATES}}
+    if config["class"] == "LatentMRVAE":
+        # one gate per latent: the σ_D / σ_D / hinge family of width k, whose Theorem 1
+        # construction is exact (the floor is 0 with no fit)
+        family = {**EXACT_GATES, "hidden": config["k"], "gate_input": "log_beta"}
+    else:
+        family = {key: config[key] for key in (*PAPER_GATES, "hidden", "gate_input")}
+    families = {"model": family}
     if which == "paper":
-        families["paper"] = dict(PAPER_GATES)
+        families["paper"] = {**PAPER_GATES, "hidden": k, "gate_input": "standardized"}
     floors = {}
-    for name, gates in families.items():
+    for name, family in families.items():
         started = time.perf_counter()
         fit = representation_floor(
-            cov,
-            k,
-            betas,
-            **gates,
-            hidden=config["hidden"],
-            gate_input=config["gate_input"],
-            beta_range=tuple(config["beta_range"]),
-            progress=progress,
+            cov, k, betas, **family, beta_range=tuple(config["beta_range"]), progress=progress
         )
+        gates = {key: family[key] for key in PAPER_GATES}
         entry = {
             "gates": gates,
             "floor": fit.floor,

@@ -216,6 +216,7 @@ def _config_of(report: dict) -> CompareConfig:
     same_names = ("baselines", "objective", "steps", "batch_size", "lr", "beta_sampling")
     gates = ("gate_input", "encoder_gate", "decoder_gate", "covariance_gate", "hidden")
     return CompareConfig(
+        recipe="paper",  # the LinearMRVAE family and its training, with the run's own gates
         dataset=report["dataset"]["argument"],
         latent=report.get("latent_requested", report["latent"]),
         betas=tuple(report["betas"]),
@@ -229,7 +230,7 @@ def _config_of(report: dict) -> CompareConfig:
         else "none",
         **{name: training[name] for name in same_names},
         **{name: mrvae[name] for name in gates},
-    )
+    ).resolved()
 
 
 def _result(entry: dict, interrupted=False) -> TrainResult:

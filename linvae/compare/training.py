@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from linvae._progress import TrainingBar
-from linvae.mrvae.model import LinearMRVAE, LinearVAE
+from linvae.mrvae.model import LatentMRVAE, LinearMRVAE, LinearVAE, one_layer_vae
+from linvae.mrvae.recipe import RecipeConfig, train_recipe
 from linvae.mrvae.train import TrainConfig, TrainResult, train
 
 from .config import CompareConfig
@@ -54,34 +55,74 @@ class TrainedModels:
         return self.interrupted or self.diverged is not None
 
 
-def train_config(config: CompareConfig, n: int) -> TrainConfig:
-    """The :class:`TrainConfig` of every model of the comparison on ``n`` examples."""
+def train_config(config: CompareConfig, n: int, grid=None):
+    """How every model of the comparison trains on ``n`` examples.
+
+    A :class:`~linvae.mrvae.recipe.RecipeConfig` for the linvae recipe, a
+    :class:`~linvae.mrvae.train.TrainConfig` for the paper's (its β range from ``grid``
+    when the range is "auto").
+    """
+    config = config.resolved()
+    if config.recipe == "linvae":
+        return RecipeConfig(
+            steps=config.steps,
+            betas_per_step=config.batch_size,
+            lr=config.lr,
+            polish_iterations=config.polish,
+            seed=config.seed,
+            compile=config.compile,
+        )
     return TrainConfig(
         steps=config.steps_for(n),
         batch_size=config.batch_size,
         lr=config.lr,
         objective=config.objective,
         beta_sampling=config.beta_sampling,
-        beta_range=config.train_range,
+        beta_range=config.beta_range_for(grid) if grid is not None else config.train_range,
         seed=config.seed,
         compile=config.compile,
     )
 
 
-def new_mrvae(config: CompareConfig, d: int) -> LinearMRVAE:
-    """The untrained MR-VAE of the config for data of dimension ``d``."""
+def new_mrvae(config: CompareConfig, d: int, grid) -> LinearMRVAE:
+    """The untrained MR-VAE of the config for data of dimension ``d`` and the grid ``grid``."""
+    config = config.resolved()
+    beta_range = config.beta_range_for(grid)
+    if config.recipe == "linvae":
+        return LatentMRVAE(d, config.latent, beta_range=beta_range, seed=config.seed)
     return LinearMRVAE(
         d,
         config.latent,
         config.encoder_gate,
         config.decoder_gate,
         config.covariance_gate,
-        hidden=config.hidden_width(),
+        hidden=config.hidden,
         staggered=config.gate_thresholds == "staggered",
         gate_input=config.gate_input,
-        beta_range=config.train_range,
+        beta_range=beta_range,
         seed=config.seed,
     )
+
+
+def new_baseline(config: CompareConfig, d: int) -> LinearVAE:
+    """An untrained β-VAE of the config: the MR-VAE's layers without gates."""
+    config = config.resolved()
+    if config.recipe == "linvae":
+        return one_layer_vae(d, config.latent, seed=config.seed)
+    return LinearVAE(d, config.latent, hidden=config.hidden, seed=config.seed)
+
+
+def fit(model, X, config: CompareConfig, grid, *, beta=None, progress=None) -> TrainResult:
+    """Train ``model`` on ``X`` (n, d) as the config's recipe says: over the β range of the
+    grid, or at the one ``beta``. ``progress`` is called as ``progress(step, steps, loss,
+    elapsed)``."""
+    settings = train_config(config, X.shape[0], grid)
+    if isinstance(settings, RecipeConfig):
+        return train_recipe(
+            model, X, settings, beta_range=config.beta_range_for(grid), beta=beta,
+            device=config.device, progress=progress,
+        )  # fmt: skip
+    return train(model, X, settings, beta=beta, device=config.device, progress=progress)
 
 
 def baseline_betas(config: CompareConfig, grid) -> np.ndarray:
@@ -103,13 +144,10 @@ def torch_threads(threads: int):
         torch.set_num_threads(previous)
 
 
-def _trained(model, X, config: CompareConfig, name: str, beta, progress: bool) -> TrainResult:
+def _trained(model, X, config: CompareConfig, grid, name, beta, progress: bool) -> TrainResult:
     bar = TrainingBar(name) if progress else None
     try:
-        result = train(
-            model, X, train_config(config, X.shape[0]), beta=beta, device=config.device,
-            progress=bar,
-        )  # fmt: skip
+        result = fit(model, X, config, grid, beta=beta, progress=bar)
     except KeyboardInterrupt:  # before the first step (train stops cleanly within its loop)
         result = TrainResult(0, 0.0, True, float("nan"))
     if bar is not None:
@@ -123,11 +161,11 @@ def _trained(model, X, config: CompareConfig, name: str, beta, progress: bool) -
     return result
 
 
-def train_mrvae(X, config: CompareConfig, *, progress: bool = False):
+def train_mrvae(X, config: CompareConfig, grid, *, progress: bool = False):
     """The config's MR-VAE trained on ``X`` (n, d): ``(model, TrainResult)``."""
-    model = new_mrvae(config, X.shape[1])
+    model = new_mrvae(config, X.shape[1], grid)
     with torch_threads(config.threads):
-        return model, _trained(model, X, config, "MR-VAE", None, progress)
+        return model, _trained(model, X, config, grid, "MR-VAE", None, progress)
 
 
 def _diverged(name: str, result: TrainResult) -> dict | None:
@@ -145,11 +183,9 @@ def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
     baselines = []
     with torch_threads(config.threads):
         for beta in baseline_betas(config, grid):
-            model = LinearVAE(
-                X.shape[1], config.latent, hidden=config.hidden_width(), seed=config.seed
-            )
+            model = new_baseline(config, X.shape[1])
             name = f"β-VAE β={beta:.3g}"
-            result = _trained(model, X, config, name, float(beta), progress)
+            result = _trained(model, X, config, grid, name, float(beta), progress)
             if result.interrupted or result.diverged_at is not None:
                 return baselines, result.interrupted, _diverged(name, result)
             baselines.append(Baseline(float(beta), model, result))
@@ -173,7 +209,7 @@ def train_models(X, config: CompareConfig, grid, *, progress: bool = False) -> T
     TrainedModels
         Ctrl-C stops training and is reported by ``interrupted``, not raised.
     """
-    mrvae, result = train_mrvae(X, config, progress=progress)
+    mrvae, result = train_mrvae(X, config, grid, progress=progress)
     models = TrainedModels(
         mrvae, result, interrupted=result.interrupted, diverged=_diverged("MR-VAE", result)
     )

@@ -51,9 +51,6 @@ from .objectives import exact_loss
 from .train import COMPILE_MODES, TrainResult, learning_rate_factor
 from .train import _Guard as Guard
 
-#: σ_D gates stay open on this bottom share of the log range (:meth:`LatentMRVAE.keep_open`).
-MIN_OPEN = 0.05
-
 
 @dataclass(frozen=True)
 class RecipeConfig:
@@ -80,6 +77,10 @@ class RecipeConfig:
         L-BFGS iterations after Adam (0: none).
     polish_nodes : int, default 64
         The polish's fixed quadrature: the midpoints of as many strata of u, same density.
+    min_open : float, default 0.05
+        After each Adam step every σ_D gate of a :class:`LatentMRVAE` is kept open on this
+        bottom share of the log range (:meth:`LatentMRVAE.keep_open`): a gate shut on the
+        whole range has no gradient, its latent is dead for good. 0: not kept.
     seed : int, default 0
         Seed of the β draws.
     compile : {"none", "compile", "graph"}, default "none"
@@ -95,6 +96,7 @@ class RecipeConfig:
     decoder_init: str = "data"
     polish_iterations: int = 1000
     polish_nodes: int = 64
+    min_open: float = 0.05
     seed: int = 0
     compile: str = "none"
 
@@ -108,6 +110,7 @@ class RecipeConfig:
             "decoder_init": as_choice(self.decoder_init, "decoder_init", ("data", "model")),
             "polish_iterations": as_int(self.polish_iterations, "polish_iterations", minimum=0),
             "polish_nodes": as_int(self.polish_nodes, "polish_nodes", minimum=1),
+            "min_open": as_fraction(self.min_open, "min_open"),
             "seed": as_seed(self.seed),
             "compile": as_choice(self.compile, "compile", COMPILE_MODES),
         }
@@ -237,12 +240,12 @@ def train_recipe(
     warmup = max(1, round(config.warmup_fraction * max(config.steps, 1)))
     step_loss = compiled_step(loss_at, config.compile, device, params)
     generator = torch.Generator().manual_seed(config.seed)
-    keep_open = isinstance(model, LatentMRVAE) and beta is None
+    keep_open = isinstance(model, LatentMRVAE) and beta is None and config.min_open > 0
     guard = Guard(model, extra={"W": W})
     start = time.perf_counter()
     result = _adam(
         config, optimizer, step_loss, log_betas, generator, warmup, guard, progress,
-        lambda: model.keep_open(log_lo + MIN_OPEN * (log_hi - log_lo)) if keep_open else None,
+        lambda: model.keep_open(log_lo + config.min_open * (log_hi - log_lo)) if keep_open else None,
         beta is not None, start,
     )  # fmt: skip
     polish_start = time.perf_counter()
