@@ -96,7 +96,10 @@ def as_float_array(value, name: str, ndim: int | None = None) -> np.ndarray:
     """``value`` as a finite float64 ndarray with ``ndim`` dimensions."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be an array of real numbers, got {_type_name(value)}")
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except ValueError as error:  # a ragged nesting of sequences
+        raise ValueError(f"{name} must be a rectangular array of real numbers ({error})") from None
     if array.dtype == object or not (
         np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
     ):

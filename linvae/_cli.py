@@ -125,10 +125,16 @@ def user_input(what: str, function: Callable, *arguments, **keywords):
 def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv) -> int:
     """Parse ``argv`` and call ``run(args)``; a :class:`UsageError` becomes one line, exit 2.
 
-    ``run`` returns the exit status (None counts as 0).
+    ``run`` returns the exit status (None counts as 0); ``--help`` returns 0 after printing.
     """
     try:
         args = parser.parse_args(argv)
+    except SystemExit as done:  # --help (usage errors raise UsageError instead)
+        return EXIT_OK if done.code is None else int(done.code)
+    except UsageError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         status = run(args)
     except UsageError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)

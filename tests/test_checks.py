@@ -187,6 +187,12 @@ def test_a_bad_device_gets_the_same_answer_everywhere(call, value, error, messag
         (lambda v: _checks.as_betas(v), [[1.0]], ValueError, "scalar or 1-D"),
         (lambda v: _checks.as_float_array(v, "X"), [1.0, np.inf], ValueError, "X must be finite"),
         (lambda v: _checks.as_float_array(v, "X"), [1j], TypeError, "X must be real"),
+        (
+            lambda v: _checks.as_float_array(v, "eigvals"),
+            [1.0, [2.0, 3.0]],
+            ValueError,
+            "eigvals must be a rectangular array",
+        ),
     ],
 )
 def test_the_checks_themselves(check, value, error, message):

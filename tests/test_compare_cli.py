@@ -81,6 +81,10 @@ def test_report_numbers_are_the_exact_evaluation_of_the_saved_model(tiny_run):
 def test_run_writes_markdown_figures_and_weights(tiny_run):
     markdown = (tiny_run / "report.md").read_text()
     assert "max excess" in markdown and "digits" in markdown
+    mrvae = json.loads((tiny_run / "report.json").read_text())["mrvae"]
+    assert mrvae["polish_evaluations"] > 0 and 0 < mrvae["polish_seconds"] < mrvae["train_seconds"]
+    assert f"(12 steps + L-BFGS {mrvae['polish_seconds']:.1f} s)" in markdown
+    assert "reads the data's mean and covariance and the β range, never the analytic" in markdown
     for name in ("rate_distortion", "excess", "responses"):
         assert (tiny_run / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in (tiny_run / f"{name}.svg").read_bytes()[:500]
@@ -102,7 +106,7 @@ def test_from_run_regenerates_the_same_report_without_training(tiny_run, tmp_pat
     new = json.loads((out / "report.json").read_text())
     for key in ("betas", "analytic", "beta_vae", "latent", "dataset", "partial", "seed"):
         assert new[key] == old[key], key
-    for key in ("rate", "distortion", "loss", "excess", "steps", "train_seconds"):
+    for key in ("rate", "distortion", "loss", "excess", "steps", "train_seconds", "polish_seconds"):
         assert new["mrvae"][key] == old["mrvae"][key], key
     assert new["regenerated_from"] == str(tiny_run)
     assert (out / "report.md").exists() and (out / "excess.png").exists()

@@ -110,7 +110,7 @@ def test_graph_mode_on_the_cpu_warns_and_trains_eagerly(gaussian):
 def test_compiled_training_equals_eager_training(gaussian, objective, monkeypatch):
     # the aot_eager backend traces with dynamo and derives the backward pass with
     # AOTAutograd, as inductor does, in a second instead of tens (inductor on this CPU:
-    # equal to 1e-16 after 40 steps, docs/results.md "Speed")
+    # equal to 1.1e-16 after 40 steps, measured in the history of docs/results.md)
     original = _compiled.compiled_step
     monkeypatch.setattr(
         train_module,

@@ -101,12 +101,14 @@ def add_config_flags(parser, *, skip=()) -> None:
     :func:`config_from_args` keeps the config's own default; the help shows it.
     """
     defaults = CompareConfig()
-    budget = parser.add_mutually_exclusive_group()
+    budget_flags = {"steps", "epochs"} - set(skip)
+    # argparse cannot print the usage of an empty group: make it only when it has flags.
+    budget = parser.add_mutually_exclusive_group() if budget_flags else parser
     for field in dataclasses.fields(CompareConfig):
         if field.name in skip:
             continue
         options, text = _FLAGS[field.name]
-        where = budget if field.name in ("steps", "epochs") else parser
+        where = budget if field.name in budget_flags else parser
         where.add_argument(
             _flag(field.name), **options, default=argparse.SUPPRESS,
             help=f"{text} [{_shown(field.name, getattr(defaults, field.name))}]",

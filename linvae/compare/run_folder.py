@@ -236,8 +236,10 @@ def _config_of(report: dict) -> CompareConfig:
 def _result(entry: dict, interrupted=False) -> TrainResult:
     loss = entry.get("final_train_loss")
     return TrainResult(
-        entry["steps"], entry["train_seconds"], interrupted, float("nan") if loss is None else loss
-    )
+        entry["steps"], entry["train_seconds"], interrupted, float("nan") if loss is None else loss,
+        polish_seconds=entry.get("polish_seconds", 0.0),
+        polish_evaluations=entry.get("polish_evaluations", 0),
+    )  # fmt: skip
 
 
 def _models(folder: Path, report: dict):

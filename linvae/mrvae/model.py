@@ -103,7 +103,7 @@ class LinearMRVAE(nn.Module):
         :class:`linvae.mrvae.gates.Gate`. Only the initial values differ. It helps many
         latents reach units reserved for small β; with few latents a unit started with a
         threshold at the bottom of the range is shut, without gradient, on most of it
-        (measurements: docs/results.md).
+        (measured in the history of docs/results.md).
 
     Notes
     -----

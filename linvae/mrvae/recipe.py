@@ -1,7 +1,7 @@
 r"""linvae's training recipe: one MR-VAE to the optimum on the whole rate-distortion curve.
 
 Each choice below was measured, one change at a time, on digits and on 28×28 patches
-(docs/results.md, "What each change bought"):
+(docs/results.md, "What each part of the recipe buys"):
 
 - **Model**: :class:`linvae.mrvae.model.LatentMRVAE`, one σ_D gate per latent on the
   encoder and the decoder and a hinge on the posterior variance, slopes 1 in η: Theorem 1's
