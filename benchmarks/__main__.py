@@ -21,8 +21,9 @@ runs; a ratio compares two rows measured in the same run on the same machine. Th
 suite never times anything: targets live here.
 
 GPU figures are owed until this command runs on a machine with CUDA, which adds the GPU
-rows (moments on the device, training throughput on the device); the training
-time-to-target runs, CPU and GPU, are in [results.md](results.md#speed-issue-5-training-half-cpu-only--gpu-figures-owed) with their commands.
+rows (moments on the device, training throughput on the device). The quality of training
+(excess over the optimum, time to target, what each part of the recipe buys) is in
+[results.md](results.md), with its commands.
 """
 
 

@@ -75,7 +75,7 @@ def measure(X, config, grid, budgets, baseline_budgets, log):
                 row["mrvae"]["excess_at_baseline_betas_max"] = float(at_own.max())
                 row["mrvae"]["excess_at_baseline_betas_mean"] = float(at_own.mean())
             log(f"MR-VAE  {steps:>6} steps {result.seconds:7.1f} s  excess max "
-                f"{excess.max():.4f} mean {excess.mean():.4f}")  # fmt: skip
+                f"{excess.max():.3g} mean {excess.mean():.3g}")  # fmt: skip
         if steps in baseline_budgets and own.size:
             baselines, _, _ = train_baselines(X, budget, grid)
             excess = [
@@ -94,7 +94,7 @@ def measure(X, config, grid, budgets, baseline_budgets, log):
                 "excess_mean": float(np.mean(excess)),
             }
             log(f"β-VAEs  {steps:>6} steps {seconds:7.1f} s  excess max "
-                f"{np.max(excess):.4f} mean {np.mean(excess):.4f}")  # fmt: skip
+                f"{np.max(excess):.3g} mean {np.mean(excess):.3g}")  # fmt: skip
         rows.append(row)
     return rows
 
@@ -102,7 +102,7 @@ def measure(X, config, grid, budgets, baseline_budgets, log):
 def _pair(row, prefix):
     if f"{prefix}_max" not in row:
         return "—"
-    return f"{row[f'{prefix}_max']:.4f} / {row[f'{prefix}_mean']:.4f}"
+    return f"{row[f'{prefix}_max']:.3g} / {row[f'{prefix}_mean']:.3g}"
 
 
 def time_to_target(rows, target):

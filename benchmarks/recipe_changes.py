@@ -129,15 +129,15 @@ def markdown(rows, header, k):
     lines = [
         header,
         "",
-        "| row | what | full grid max / mean | paper grid max / mean "
+        "| row | what | full grid max / mean | at β | paper grid max / mean | at β "
         f"| live of {k} at λ_k/2 | steps | training s |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| `{r['row']}` | {r['what']} | {r['full_max']:.2g} / {r['full_mean']:.2g} "
-            f"| {r['paper_max']:.2g} / {r['paper_mean']:.2g} | {r['live']} | {r['steps']} "
-            f"| {r['seconds']:.1f} |"
+            f"| {r['full_argmax_beta']:.3g} | {r['paper_max']:.2g} / {r['paper_mean']:.2g} "
+            f"| {r['paper_argmax_beta']:.3g} | {r['live']} | {r['steps']} | {r['seconds']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -390,7 +390,7 @@ def diagnose(config, device):
 
     A latent unit is alive at β when D(β) has a singular value above 0.01 for it; the
     optimum restricted to that many units, against the k-unit optimum, is the part of the
-    excess the dead units explain (docs/results.md, "What limits the MR-VAE").
+    excess the dead units explain.
     """
     X, info, stats, eigvals, grid, optimum = _problem(config)
     k = config.latent
