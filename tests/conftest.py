@@ -38,3 +38,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def pytest_runtest_setup(item):
+    """A test marked ``gpu`` needs CUDA: without it (``pytest -m gpu`` on a CPU box) it skips."""
+    if item.get_closest_marker("gpu") is None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")

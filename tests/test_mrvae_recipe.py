@@ -143,3 +143,21 @@ def test_min_open_zero_leaves_the_thresholds_free(small):
 def test_min_open_must_be_a_share_of_the_range():
     with pytest.raises(ValueError, match="min_open must be in"):
         RecipeConfig(min_open=1.0)
+
+
+@pytest.mark.gpu
+def test_the_default_recipe_reaches_the_optimum_on_cuda_too(small):
+    """The default path of ``python -m linvae.compare --device cuda``: the same recipe on the
+    GPU reaches the optimum at every full-grid β (its float64 arithmetic differs from the
+    CPU's in the last bits, so the check is the bar, not equality)."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    X, stats = small
+    k = 4
+    eigvals = spectrum(stats.cov).eigvals
+    grid = full_grid(eigvals, k)
+    beta_range = training_range(grid)
+    model = LatentMRVAE(X.shape[1], k, beta_range=beta_range)
+    train_recipe(model, X, RecipeConfig(), beta_range=beta_range, device="cuda")
+    loss = evaluate_model(model, stats.mean, stats.cov, grid)["loss"]
+    assert excess_loss(loss, rate_distortion(eigvals, k, grid).loss).max() <= 0.01

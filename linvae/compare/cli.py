@@ -168,7 +168,7 @@ def _from_run(args, stack):
 
 def _train(args, stack):
     config = config_from_args(args)
-    user_input("--device", resolve_device, config.device)
+    user_input("--device:", resolve_device, config.device)
     problem = user_input(f"--dataset {config.dataset}:", prepare, config)
     out = user_input("--out", prepare_folder, args.out, config.dataset)
     user_input("--out", stack.enter_context, locked(out))

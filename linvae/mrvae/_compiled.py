@@ -35,10 +35,13 @@ def _torch_deprecations_ignored():
 
     torch 2.13 emits them from its internals (``torch.jit.script_method`` on importing
     inductor, autograd.Function instantiation, ``_prims_common.check``), not from our code.
+    Also ignored: "The CUDA Graph is empty", which torch 2.11 warns when its CUDA-graph tree
+    manager starts (it captures an empty graph to set up its memory pool; seen on an H200).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", "The CUDA Graph is empty", UserWarning)
         yield
 
 

@@ -459,7 +459,8 @@ class LatentMRVAE(LinearMRVAE):
         """
         with torch.no_grad():
             for gate in (self.encoder2_gate, self.decoder1_gate):
-                gate.bias.clamp_(max=float(gate.input_center) - log_beta_min)
+                # a tensor bound: no read back from the device in the training loop
+                gate.bias.clamp_(max=gate.input_center - log_beta_min)
 
 
 def one_layer_vae(d: int, k: int, *, seed: int = 0, dtype: torch.dtype = torch.float64):

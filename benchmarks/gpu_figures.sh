@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The owed GPU figures of docs/results.md in one command, on a machine with CUDA:
+#   bash benchmarks/gpu_figures.sh OUTDIR [PYTHON]
+# Each run gets a wall-clock limit (seconds, below) so that one slow run cannot eat the
+# others' time (a run stopped at its limit still writes its partial report); OUTDIR/<name>/
+# holds its run folder, OUTDIR/log.txt everything printed. docs/results.md gives what it
+# measured on an H200 and the limits of that lease.
+set -uo pipefail
+out=${1:?usage: bash benchmarks/gpu_figures.sh OUTDIR [PYTHON]}
+python=${2:-python}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+log="$out/log.txt"
+
+step() {  # step NAME LIMIT COMMAND...: run it, log its status and wall time
+    local name=$1 limit=$2
+    shift 2
+    echo "== $name: $* (limit ${limit} s)" | tee -a "$log"
+    local start=$SECONDS
+    timeout "$limit" "$@" >>"$log" 2>&1
+    echo "== $name: exit $? after $((SECONDS - start)) s" | tee -a "$log"
+}
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  "$python" -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name(0))"
+} >>"$log" 2>&1
+
+step digits 600 "$python" -m linvae.compare --device cuda --out "$out/digits"
+step patches 900 "$python" -m linvae.compare --device cuda --dataset patches --n 60000 \
+    --out "$out/patches"
+step d3025 300 "$python" -m linvae.compare --device cuda --dataset patches --patch-size 55 \
+    --n 20000 --latent 64 --baselines 0 --out "$out/d3025"
+step pytest-gpu 300 "$python" -m pytest -m gpu -q -p no:cacheprovider
