@@ -161,3 +161,17 @@ def test_the_default_recipe_reaches_the_optimum_on_cuda_too(small):
     train_recipe(model, X, RecipeConfig(), beta_range=beta_range, device="cuda")
     loss = evaluate_model(model, stats.mean, stats.cov, grid)["loss"]
     assert excess_loss(loss, rate_distortion(eigvals, k, grid).loss).max() <= 0.01
+
+
+def test_continuing_a_trained_model_starts_from_it(small):
+    """decoder_init="model" keeps the model as it is: whitening reparametrises E₁ = W P
+    with W = E₁ P⁻¹, so zero further steps leave the function unchanged."""
+    X, _ = small
+    model = LatentMRVAE(X.shape[1], 4, beta_range=(0.02, 8.0))
+    train_recipe(model, X, RecipeConfig(steps=200, polish_iterations=0))
+    before = [model.params_at(beta) for beta in (0.05, 1.0)]
+    kept = RecipeConfig(steps=0, polish_iterations=0, decoder_init="model")
+    train_recipe(model, X, kept)
+    for old, new in zip(before, [model.params_at(beta) for beta in (0.05, 1.0)], strict=True):
+        for a, b in zip(old, new, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)

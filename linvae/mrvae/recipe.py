@@ -71,8 +71,9 @@ class RecipeConfig:
     whiten : bool, default True
         Train the first encoder layer as ``W P``, ``P = chol(S + lo·I)⁻¹``.
     decoder_init : {"data", "model"}, default "data"
-        "data": decoder columns rescaled to norm √(tr S / d) before training; "model":
-        kept (to continue training a model).
+        "data": a fresh start: decoder columns rescaled to norm √(tr S / d), the encoder's
+        first layer started as ``W₀ P`` (``W₀`` its initial weights). "model": the model's
+        weights kept as they are, the encoder's included (to continue training a model).
     polish_iterations : int, default 1000
         L-BFGS iterations after Adam (0: none).
     polish_nodes : int, default 64
@@ -219,7 +220,12 @@ def train_recipe(
             norms = model.decoder2.norm(dim=0, keepdim=True).clamp(min=1e-300)
             model.decoder2.mul_(math.sqrt(float(torch.trace(cov)) / model.d) / norms)
     P = whitening_factor(cov, lo) if config.whiten else None
-    W = torch.nn.Parameter(model.encoder1.detach().clone()) if config.whiten else model.encoder1
+    if not config.whiten:
+        W = model.encoder1
+    elif config.decoder_init == "model":  # continue from the model as it is: W P = E₁
+        W = torch.nn.Parameter(torch.linalg.solve(P.T, model.encoder1.detach().T).T)
+    else:  # a fresh start: the model's initial weights, whitened
+        W = torch.nn.Parameter(model.encoder1.detach().clone())
     params = [W, *(p for name, p in model.named_parameters() if name != "encoder1")]
     params = [p for p in params if p.requires_grad]
 
