@@ -140,6 +140,11 @@ def test_min_open_zero_leaves_the_thresholds_free(small):
     assert min(t.min() for t in thresholds) < bound  # the projection above did bind
 
 
+def test_resume_must_be_a_bool():
+    with pytest.raises(TypeError, match="resume must be True or False"):
+        RecipeConfig(resume="yes")
+
+
 def test_min_open_must_be_a_share_of_the_range():
     with pytest.raises(ValueError, match="min_open must be in"):
         RecipeConfig(min_open=1.0)
@@ -164,13 +169,13 @@ def test_the_default_recipe_reaches_the_optimum_on_cuda_too(small):
 
 
 def test_continuing_a_trained_model_starts_from_it(small):
-    """decoder_init="model" keeps the model as it is: whitening reparametrises E₁ = W P
-    with W = E₁ P⁻¹, so zero further steps leave the function unchanged."""
+    """resume=True keeps the model as it is: whitening reparametrises E₁ = W P with
+    W = E₁ P⁻¹, and the decoder is not rescaled, so zero further steps change nothing."""
     X, _ = small
     model = LatentMRVAE(X.shape[1], 4, beta_range=(0.02, 8.0))
     train_recipe(model, X, RecipeConfig(steps=200, polish_iterations=0))
     before = [model.params_at(beta) for beta in (0.05, 1.0)]
-    kept = RecipeConfig(steps=0, polish_iterations=0, decoder_init="model")
+    kept = RecipeConfig(steps=0, polish_iterations=0, resume=True)
     train_recipe(model, X, kept)
     for old, new in zip(before, [model.params_at(beta) for beta in (0.05, 1.0)], strict=True):
         for a, b in zip(old, new, strict=True):

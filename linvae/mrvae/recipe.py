@@ -71,9 +71,12 @@ class RecipeConfig:
     whiten : bool, default True
         Train the first encoder layer as ``W P``, ``P = chol(S + lo·I)⁻¹``.
     decoder_init : {"data", "model"}, default "data"
-        "data": a fresh start: decoder columns rescaled to norm √(tr S / d), the encoder's
-        first layer started as ``W₀ P`` (``W₀`` its initial weights). "model": the model's
-        weights kept as they are, the encoder's included (to continue training a model).
+        A fresh start's decoder: "data": columns rescaled to norm √(tr S / d); "model":
+        kept at the model's initial scale. The encoder's first layer starts as ``W₀ P``
+        (``W₀`` its initial weights).
+    resume : bool, default False
+        Continue training the model as it is (a trained model): its weights are kept, the
+        encoder's included (``W = E₁ P⁻¹``, so ``W P = E₁``); ``decoder_init`` is ignored.
     polish_iterations : int, default 1000
         L-BFGS iterations after Adam (0: none).
     polish_nodes : int, default 64
@@ -95,6 +98,7 @@ class RecipeConfig:
     beta_power: float = 2.0
     whiten: bool = True
     decoder_init: str = "data"
+    resume: bool = False
     polish_iterations: int = 1000
     polish_nodes: int = 64
     min_open: float = 0.05
@@ -115,8 +119,10 @@ class RecipeConfig:
             "seed": as_seed(self.seed),
             "compile": as_choice(self.compile, "compile", COMPILE_MODES),
         }
-        if not isinstance(self.whiten, bool):
-            raise TypeError(f"whiten must be True or False, got {type(self.whiten).__name__}")
+        for name in ("whiten", "resume"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
@@ -215,14 +221,14 @@ def train_recipe(
     mean = torch.as_tensor(stats.mean, dtype=dtype, device=device)
     cov = torch.as_tensor(stats.cov, dtype=dtype, device=device)
 
-    if config.decoder_init == "data":
+    if config.decoder_init == "data" and not config.resume:
         with torch.no_grad():
             norms = model.decoder2.norm(dim=0, keepdim=True).clamp(min=1e-300)
             model.decoder2.mul_(math.sqrt(float(torch.trace(cov)) / model.d) / norms)
     P = whitening_factor(cov, lo) if config.whiten else None
     if not config.whiten:
         W = model.encoder1
-    elif config.decoder_init == "model":  # continue from the model as it is: W P = E₁
+    elif config.resume:  # continue from the model as it is: W P = E₁
         W = torch.nn.Parameter(torch.linalg.solve(P.T, model.encoder1.detach().T).T)
     else:  # a fresh start: the model's initial weights, whitened
         W = torch.nn.Parameter(model.encoder1.detach().clone())
