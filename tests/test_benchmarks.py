@@ -2,7 +2,7 @@
 
 import json
 
-from benchmarks import compare_quality, recipe_changes
+from benchmarks import compare_quality, recipe_changes, recipe_phases
 
 TINY = ["--dataset", "gaussian", "--n", "500", "--latent", "2"]
 
@@ -32,4 +32,20 @@ def test_compare_quality_reports_the_time_to_target(tmp_path, capsys):
     table = (tmp_path / "quality.md").read_text()
     assert "one MR-VAE, max excess ≤ 0.01 at every β of the grid" in table
     assert (tmp_path / "quality.png").stat().st_size > 0
+    capsys.readouterr()
+
+
+def test_recipe_phases_follows_one_model_through_adam_and_the_polish(tmp_path, capsys):
+    argv = [*TINY, "--budgets", "20", "--rounds", "2", "--polish", "50", "--out", str(tmp_path)]
+    assert recipe_phases.main(argv) == 0
+    rows = json.loads((tmp_path / "phases.json").read_text())["rows"]
+    assert [r["phase"] for r in rows] == ["Adam", "+ L-BFGS round 1", "+ L-BFGS round 2"]
+    # on this problem each round lowers the excess, and the time adds up
+    assert rows[2]["excess_mean"] <= rows[1]["excess_mean"] <= rows[0]["excess_mean"]
+    assert rows[0]["seconds"] <= rows[1]["seconds"] <= rows[2]["seconds"]
+    # the dead-latent gap is the optimum's own: zero when every latent is alive, and a
+    # lower bound of the excess there (up to latents just below the 0.01 cutoff)
+    for r in rows:
+        assert (r["dead_latent_gap"] == 0) == (r["live"] == 2)
+        assert r["dead_latent_gap"] <= r["excess_at_bottom"] + 1e-9
     capsys.readouterr()

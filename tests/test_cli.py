@@ -58,7 +58,8 @@ def test_every_command_prints_its_help(name, capsys):
 
 @pytest.mark.parametrize(
     "name", ["benchmarks.__main__", "benchmarks.analytic", "benchmarks.compare_quality",
-             "benchmarks.moments", "benchmarks.recipe_changes", "benchmarks.training"],
+             "benchmarks.moments", "benchmarks.recipe_changes", "benchmarks.recipe_phases",
+             "benchmarks.training"],
 )  # fmt: skip
 def test_every_benchmark_prints_its_help(name, capsys):
     """Benchmarks reuse the compare flags with some left out: their help must still print."""
