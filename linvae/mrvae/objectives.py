@@ -89,6 +89,33 @@ def _gated_products(left: torch.Tensor, scale: torch.Tensor, right: torch.Tensor
     return (left @ gated).reshape(left.shape[0], batch, h).transpose(0, 1)
 
 
+def _terms(log_beta, log_c, ESEt, offset, DtD, ESD, gap, cov) -> LossTerms:
+    """Rate (eq. 14), distortion (eqs. 17–18) and their β-weighted mean from the per-β pieces
+    that :func:`exact_loss` and :func:`exact_loss_tables` form each their own way.
+
+    ``log_c`` (B, k), ``ESEt`` = E S Eᵀ (B, k, k), ``offset`` = t (B, k), ``DtD`` = DᵀD
+    (B, k, k), ``ESD`` = E S D (B, k, k), ``gap`` = ‖m − b − D t‖² (B,), ``cov`` S (d, d).
+    """
+    c = torch.exp(log_c)
+    rate = 0.5 * (
+        -log_c.sum(-1)
+        + torch.diagonal(ESEt, dim1=-2, dim2=-1).sum(-1)
+        + (offset**2).sum(-1)
+        + c.sum(-1)
+        - c.shape[-1]
+    )  # eq. 14
+    residual = (
+        torch.trace(cov)
+        - 2.0 * torch.diagonal(ESD, dim1=-2, dim2=-1).sum(-1)  # tr(E S D) = tr(D E S)
+        + (DtD * ESEt).sum((-2, -1))  # tr(D E S Eᵀ Dᵀ)
+        + (c * torch.diagonal(DtD, dim1=-2, dim2=-1)).sum(-1)  # tr(D C Dᵀ)
+        + gap
+    )
+    distortion = 0.5 * cov.shape[0] * LOG_2PI + 0.5 * residual  # eqs. 17–18
+    loss = torch.mean(distortion + torch.exp(log_beta) * rate)
+    return LossTerms(loss, rate, distortion)
+
+
 def exact_loss(
     model: LinearMRVAE,
     log_beta: torch.Tensor,
@@ -144,7 +171,6 @@ def exact_loss(
         return exact_loss_tables(model, log_beta, mean, cov)
     E1 = model.encoder1 if encoder1 is None else encoder1
     E2, D1, D2 = model.encoder2, model.decoder1, model.decoder2
-    k, d = model.k, model.d
 
     s_e1 = model.encoder1_gate.scale(log_beta)  # (B, h)
     s_d1 = model.decoder1_gate.scale(log_beta)  # (B, h)
@@ -166,15 +192,6 @@ def exact_loss(
     if gated_e2:
         offset = s_e2 * offset
 
-    c = torch.exp(log_c)
-    rate = 0.5 * (
-        -log_c.sum(-1)
-        + torch.diagonal(ESEt, dim1=-2, dim2=-1).sum(-1)
-        + (offset**2).sum(-1)
-        + c.sum(-1)
-        - k
-    )  # eq. 14
-
     if gated_d2:
         s_d2 = model.decoder2_gate.scale(log_beta)  # (B, d)
         G = _gated_products(D2.T, s_d2**2, D2)  # D₂ᵀ diag(s²) D₂, (B, h, h)
@@ -192,17 +209,7 @@ def exact_loss(
     if gated_d2:
         decoded = s_d2 * decoded
     gap = ((mean - model.bias - decoded) ** 2).sum(-1)
-
-    residual = (
-        torch.trace(cov)
-        - 2.0 * torch.diagonal(ESD, dim1=-2, dim2=-1).sum(-1)  # tr(E S D)
-        + (DtD * ESEt).sum((-2, -1))  # tr(D E S Eᵀ Dᵀ)
-        + (c * torch.diagonal(DtD, dim1=-2, dim2=-1)).sum(-1)  # tr(D C Dᵀ)
-        + gap
-    )
-    distortion = 0.5 * d * LOG_2PI + 0.5 * residual  # eqs. 17–18
-    loss = torch.mean(distortion + torch.exp(log_beta) * rate)
-    return LossTerms(loss, rate, distortion)
+    return _terms(log_beta, log_c, ESEt, offset, DtD, ESD, gap, cov)
 
 
 def exact_loss_tables(
@@ -248,7 +255,7 @@ def exact_loss_tables(
     """
     g = model.gates(log_beta)
     E1, E2, D1, D2 = model.encoder1, model.encoder2, model.decoder1, model.decoder2
-    k, d = model.k, model.d
+    d = model.d
 
     E1S = E1 @ cov  # (h, d)
     E1SE1t = E1S @ E1.T  # (h, h)
@@ -262,15 +269,6 @@ def exact_loss_tables(
     offset = s2 * (hidden_offset @ E2.T)  # t, (B, k)
     if g.encoder2_shift is not None:
         offset = offset + g.encoder2_shift
-
-    c = torch.exp(g.log_variance)  # (B, k)
-    rate = 0.5 * (
-        -g.log_variance.sum(-1)
-        + torch.diagonal(ESEt, dim1=-2, dim2=-1).sum(-1)
-        + (offset**2).sum(-1)
-        + c.sum(-1)
-        - k
-    )  # eq. 14
 
     # The decoder's output gates s_D2 (B, d) sit between two d-contractions; each is one
     # (B, d) @ (d, h·h) product against per-call outer products of rows.
@@ -291,14 +289,4 @@ def exact_loss_tables(
         bias = bias + g.decoder2_shift
     decoded_offset = g.decoder2 * ((g.decoder1 * (offset @ D1.T)) @ D2.T)  # D t, (B, d)
     gap = ((mean - bias - decoded_offset) ** 2).sum(-1)
-
-    residual = (
-        torch.trace(cov)
-        - 2.0 * torch.diagonal(ESD, dim1=-2, dim2=-1).sum(-1)  # tr(D E S) = tr(E S D)
-        + (DtD * ESEt).sum((-2, -1))  # tr(D E S Eᵀ Dᵀ)
-        + (c * torch.diagonal(DtD, dim1=-2, dim2=-1)).sum(-1)  # tr(D C Dᵀ)
-        + gap
-    )
-    distortion = 0.5 * d * LOG_2PI + 0.5 * residual  # eqs. 17–18
-    loss = torch.mean(distortion + torch.exp(log_beta) * rate)
-    return LossTerms(loss, rate, distortion)
+    return _terms(log_beta, g.log_variance, ESEt, offset, DtD, ESD, gap, cov)
