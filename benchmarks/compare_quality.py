@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from linvae._checks import resolve_device
-from linvae._io import atomic_write_text, write_figure, write_json
+from linvae._io import write_figure
 from linvae.analytic import beta_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -33,7 +33,7 @@ from linvae.compare.evaluate import evaluate_model, exact_terms, excess_loss
 from linvae.compare.report import versions
 from linvae.compare.training import baseline_betas, train_baselines, train_mrvae
 
-from ._timing import machine
+from ._runs import command_line, log, measured_on, write_result
 
 
 def parse_steps(text):
@@ -207,27 +207,22 @@ def main(argv=None):
     device = resolve_device(config.device)
     X, info = load_data(config)
     grid, note = beta_grid(config.betas, spectrum(moments(X).cov).eigvals, config.latent)
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
+    Path(options.out).mkdir(parents=True, exist_ok=True)  # a bad --out fails before the work
     start = time.perf_counter()
-    rows = measure(X, config, grid, options.budgets, options.baseline_budgets,
-                   lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    where = machine() if device.type == "cpu" else f"GPU ({device})"
-    command = "python -m benchmarks.compare_quality " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
+    rows = measure(X, config, grid, options.budgets, options.baseline_budgets, log)
+    where = measured_on(device)
     header = (
-        f"`{command.strip()}`: {info.name} (n = {info.n}, d = {info.d}), grid {note}; settings "
-        f"of `linvae.compare` (report.json's `config`): {config.resolved().to_dict()}; device {device} "
-        f"({where}); total {time.perf_counter() - start:.0f} s."
+        f"`{command_line('benchmarks.compare_quality', argv)}`: {info.name} (n = {info.n}, "
+        f"d = {info.d}), grid {note}; settings of `linvae.compare` (report.json's `config`): "
+        f"{config.resolved().to_dict()}; device {device} ({where}); total "
+        f"{time.perf_counter() - start:.0f} s."
     )
-    write_json(out / "quality.json", {"config": config.resolved().to_dict(), "machine": where,
-                                      "versions": versions(), "grid": grid, "rows": rows})  # fmt: skip
+    record = {"config": config.resolved().to_dict(), "machine": where, "versions": versions(),
+              "grid": grid, "rows": rows}  # fmt: skip
     table = markdown(rows, header, grid.size, config.baselines)
     table += "\n" + time_to_target(rows, options.target)
-    atomic_write_text(out / "quality.md", table)
+    out = write_result(options.out, "quality", record, table)
     write_figure(figure(rows, grid), out / "quality.png", dpi=90, bbox_inches="tight")
-    print(table)
     return 0
 
 

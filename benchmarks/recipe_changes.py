@@ -31,24 +31,21 @@ import argparse
 import dataclasses
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from linvae._checks import resolve_device
-from linvae._io import atomic_write_text, write_json
 from linvae.analytic import beta_grid, full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
-from linvae.compare.config import CompareConfig
 from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.compare.report import versions
 from linvae.compare.training import new_mrvae, train_mrvae
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
 
-from ._timing import machine
+from ._runs import command_line, log, measured_on, write_result
 
 #: Each row: (what it is, how it trains). Recipe rows replace RecipeConfig settings.
 ROWS = {
@@ -154,32 +151,24 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.recipe_changes", description=__doc__)
     p.add_argument("--rows", type=_rows, default=list(ROWS), help="[all]")
     p.add_argument("--out", default="runs/benchmarks/recipe_changes")
-    keep = ("dataset", "n", "patch_size", "latent", "steps", "seed", "threads", "device")
-    skip = tuple(f.name for f in dataclasses.fields(CompareConfig) if f.name not in keep)
-    add_config_flags(p, skip=skip)
+    add_config_flags(
+        p, only=("dataset", "n", "patch_size", "latent", "steps", "seed", "threads", "device")
+    )
     options = p.parse_args(argv)
     config = dataclasses.replace(config_from_args(options), baselines=0)
     device = resolve_device(config.device)
     X, info = load_data(config)
     start = time.perf_counter()
-    rows, grids = measure(X, config, options.rows,
-                          lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    where = machine() if device.type == "cpu" else f"GPU ({device})"
-    command = "python -m benchmarks.recipe_changes " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
+    rows, grids = measure(X, config, options.rows, log)
     header = (
-        f"`{command.strip()}`: {info.name} (n = {info.n}, d = {info.d}), k = {config.latent}, "
-        f"seed {config.seed}; full grid {grids['full'][0]:.3g} … {grids['full'][-1]:.3g} "
-        f"({grids['full'].size} β), paper grid 0.01 … 10; {where}, {config.threads} torch "
-        f"thread(s); total {time.perf_counter() - start:.0f} s."
+        f"`{command_line('benchmarks.recipe_changes', argv)}`: {info.name} (n = {info.n}, "
+        f"d = {info.d}), k = {config.latent}, seed {config.seed}; full grid "
+        f"{grids['full'][0]:.3g} … {grids['full'][-1]:.3g} ({grids['full'].size} β), paper grid "
+        f"0.01 … 10; {measured_on(device)}, {config.threads} torch thread(s); total "
+        f"{time.perf_counter() - start:.0f} s."
     )
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "changes.json", {"header": header, "versions": versions(), "rows": rows})
-    table = markdown(rows, header, config.latent)
-    atomic_write_text(out / "changes.md", table)
-    print(table)
+    record = {"header": header, "versions": versions(), "rows": rows}
+    write_result(options.out, "changes", record, markdown(rows, header, config.latent))
     return 0
 
 

@@ -21,27 +21,23 @@ Writes ``phases.json`` and ``phases.md`` into ``--out``; each phase is printed a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from linvae._checks import resolve_device
 from linvae._cli import positive_int
-from linvae._io import atomic_write_text, write_json
 from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
-from linvae.compare.config import CompareConfig
 from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.compare.report import versions
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
 
-from ._timing import machine
+from ._runs import command_line, log, measured_on, write_result
 
 
 def _counts(text):
@@ -116,9 +112,9 @@ def main(argv=None):
     p.add_argument("--budgets", type=_counts, default=[1000, 3000], help="Adam steps [1000,3000]")
     p.add_argument("--rounds", type=positive_int, default=3, help="L-BFGS rounds after Adam [3]")
     p.add_argument("--out", default="runs/benchmarks/recipe_phases")
-    keep = ("dataset", "n", "patch_size", "latent", "polish", "seed", "threads", "device")
-    skip = tuple(f.name for f in dataclasses.fields(CompareConfig) if f.name not in keep)
-    add_config_flags(p, skip=skip)
+    add_config_flags(
+        p, only=("dataset", "n", "patch_size", "latent", "polish", "seed", "threads", "device")
+    )
     options = p.parse_args(argv)
     config = config_from_args(options)
     if config.recipe != "linvae":
@@ -126,23 +122,15 @@ def main(argv=None):
     device = resolve_device(config.device)
     X, info = load_data(config)
     start = time.perf_counter()
-    rows, grid = measure(X, config, options.budgets, options.rounds,
-                         lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
-    where = machine() if device.type == "cpu" else f"GPU ({device})"
-    command = "python -m benchmarks.recipe_phases " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
+    rows, grid = measure(X, config, options.budgets, options.rounds, log)
     header = (
-        f"`{command.strip()}`: {info.name} (n = {info.n}, d = {info.d}), k = {config.latent}, "
-        f"seed {config.seed}; full grid {grid[0]:.3g} … {grid[-1]:.3g} ({grid.size} β); "
-        f"{where}, {config.threads} torch thread(s); total {time.perf_counter() - start:.0f} s."
+        f"`{command_line('benchmarks.recipe_phases', argv)}`: {info.name} (n = {info.n}, "
+        f"d = {info.d}), k = {config.latent}, seed {config.seed}; full grid {grid[0]:.3g} … "
+        f"{grid[-1]:.3g} ({grid.size} β); {measured_on(device)}, {config.threads} torch "
+        f"thread(s); total {time.perf_counter() - start:.0f} s."
     )
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "phases.json", {"header": header, "versions": versions(), "rows": rows})
-    table = markdown(rows, header, config.latent)
-    atomic_write_text(out / "phases.md", table)
-    print(table)
+    record = {"header": header, "versions": versions(), "rows": rows}
+    write_result(options.out, "phases", record, markdown(rows, header, config.latent))
     return 0
 
 

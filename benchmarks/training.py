@@ -58,6 +58,7 @@ from linvae.mrvae.objectives import exact_loss, exact_loss_tables
 from linvae.mrvae.recipe import whitening_factor
 from linvae.mrvae.train import TrainConfig, train
 
+from ._runs import log
 from ._timing import machine, median_seconds
 
 #: The paper recipe's settings: the sampled objective and its model are the paper's.
@@ -450,9 +451,7 @@ def main(argv=None):
         command = f"python -m benchmarks.training compile --device {device}"
         print(render_compile(compile_cost(device), command, where))
         return 0
-    info, grid, mr, baselines = run_target(
-        config, options, device, lambda line: print(line, file=sys.stderr, flush=True)
-    )
+    info, grid, mr, baselines = run_target(config, options, device, log)
     print(render_target(config, options, info, grid, mr, baselines, where))
     return 0
 

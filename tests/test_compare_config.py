@@ -123,3 +123,16 @@ def test_a_run_written_before_the_config_was_recorded_is_still_read(tmp_path):
     run = load_run(tmp_path)
     assert run.config == dataclasses.replace(config.resolved(), betas=tuple(comparison.betas))
     assert len(run.models.baselines) == 1
+
+
+def test_config_flags_can_be_a_chosen_subset():
+    import argparse
+
+    from linvae.compare.cli import add_config_flags
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, only=("latent", "steps"))
+    flags = {a.dest for a in parser._actions} - {"help"}
+    assert flags == {"latent", "steps"}
+    with pytest.raises(ValueError, match="only names no CompareConfig field"):
+        add_config_flags(argparse.ArgumentParser(), only=("latnet",))

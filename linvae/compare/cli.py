@@ -94,24 +94,31 @@ def _shown(name: str, default) -> str:
     )
 
 
-def add_config_flags(parser, *, skip=()) -> None:
-    """Add one flag per :class:`CompareConfig` field (but ``skip``) to ``parser``.
+def add_config_flags(parser, *, skip=(), only=None) -> None:
+    """Add one flag per :class:`CompareConfig` field to ``parser``: those named in ``only``
+    (every field when None), but none named in ``skip``.
 
     An absent flag is absent from the parsed namespace (``argparse.SUPPRESS``), so
     :func:`config_from_args` keeps the config's own default; the help shows it.
     """
+    unknown = set(only or ()) - set(_FLAGS)
+    if unknown:
+        raise ValueError(f"only names no CompareConfig field: {sorted(unknown)}")
     defaults = CompareConfig()
-    budget_flags = {"steps", "epochs"} - set(skip)
+    names = [
+        field.name
+        for field in dataclasses.fields(CompareConfig)
+        if (only is None or field.name in only) and field.name not in skip
+    ]
+    budget_flags = {"steps", "epochs"} & set(names)
     # argparse cannot print the usage of an empty group: make it only when it has flags.
     budget = parser.add_mutually_exclusive_group() if budget_flags else parser
-    for field in dataclasses.fields(CompareConfig):
-        if field.name in skip:
-            continue
-        options, text = _FLAGS[field.name]
-        where = budget if field.name in budget_flags else parser
+    for name in names:
+        options, text = _FLAGS[name]
+        where = budget if name in budget_flags else parser
         where.add_argument(
-            _flag(field.name), **options, default=argparse.SUPPRESS,
-            help=f"{text} [{_shown(field.name, getattr(defaults, field.name))}]",
+            _flag(name), **options, default=argparse.SUPPRESS,
+            help=f"{text} [{_shown(name, getattr(defaults, name))}]",
         )  # fmt: skip
 
 

@@ -1,0 +1,36 @@
+"""What the quality benchmarks do around their measurement: the command line and the
+machine a table was measured on, progress lines, and the result written to ``--out``."""
+
+import sys
+from pathlib import Path
+
+from linvae._io import atomic_write_text, write_json
+
+from ._timing import machine
+
+
+def command_line(module: str, argv) -> str:
+    """``python -m <module> ARGS``, the command that reproduces a table."""
+    args = sys.argv[1:] if argv is None else argv
+    return " ".join(["python -m", module, *args])
+
+
+def measured_on(device) -> str:
+    """This machine's CPU for a CPU run, else the torch device."""
+    return machine() if device.type == "cpu" else f"GPU ({device})"
+
+
+def log(line: str) -> None:
+    """One progress line on stderr, at once (stdout carries the table)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def write_result(out, stem: str, record: dict, table: str) -> Path:
+    """``<stem>.json`` (``record``) and ``<stem>.md`` (``table``) in ``out``, each written
+    atomically; the table is printed too. Returns the folder."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{stem}.json", record)
+    atomic_write_text(out / f"{stem}.md", table)
+    print(table)
+    return out
