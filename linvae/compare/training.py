@@ -55,8 +55,8 @@ class TrainedModels:
         return self.interrupted or self.diverged is not None
 
 
-def train_config(config: CompareConfig, n: int, grid=None):
-    """How every model of the comparison trains on ``n`` examples.
+def train_config(config: CompareConfig, n: int, grid):
+    """How every model of the comparison trains on ``n`` examples for the evaluation ``grid``.
 
     A :class:`~linvae.mrvae.recipe.RecipeConfig` for the linvae recipe, a
     :class:`~linvae.mrvae.train.TrainConfig` for the paper's (its β range from ``grid``
@@ -78,7 +78,7 @@ def train_config(config: CompareConfig, n: int, grid=None):
         lr=config.lr,
         objective=config.objective,
         beta_sampling=config.beta_sampling,
-        beta_range=config.beta_range_for(grid) if grid is not None else config.train_range,
+        beta_range=config.beta_range_for(grid),
         seed=config.seed,
         compile=config.compile,
     )
