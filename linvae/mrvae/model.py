@@ -370,6 +370,17 @@ def _fix_unit_slope(gate: Gate) -> None:
     w.requires_grad_(False)
 
 
+def _freeze_inner_layers_at_identity(model: LinearMRVAE) -> None:
+    """Set the inner layers ``E₂ = D₁ = I`` (hidden = k) and stop training them, so that
+    ``E = E₁`` and ``D = D₂`` up to the gates."""
+    eye = torch.eye(model.k, dtype=model.encoder2.dtype)
+    with torch.no_grad():
+        model.encoder2.copy_(eye)
+        model.decoder1.copy_(eye)
+    model.encoder2.requires_grad_(False)
+    model.decoder1.requires_grad_(False)
+
+
 class LatentMRVAE(LinearMRVAE):
     r"""The MR-VAE of Theorem 1's joint construction: one gate per latent, nothing else gated.
 
@@ -421,12 +432,7 @@ class LatentMRVAE(LinearMRVAE):
         self.encoder2_gate = Gate(self.k, "sqrt", **shrink)
         self.decoder1_gate = Gate(self.k, "sqrt", **shrink)
         self.decoder2_gate = Gate(self.d, "none", **options)
-        eye = torch.eye(self.k, dtype=dtype)
-        with torch.no_grad():
-            self.encoder2.copy_(eye)
-            self.decoder1.copy_(eye)
-        self.encoder2.requires_grad_(False)
-        self.decoder1.requires_grad_(False)
+        _freeze_inner_layers_at_identity(self)
         self.threshold_power = as_positive(threshold_power, "threshold_power")
         log_lo, log_hi = (math.log(v) for v in self.beta_range)
         q = (torch.arange(self.k, 0, -1, dtype=torch.float64) - 0.5) / self.k
@@ -470,12 +476,7 @@ def one_layer_vae(d: int, k: int, *, seed: int = 0, dtype: torch.dtype = torch.f
     ``E = E₁`` and ``D = D₂``.
     """
     model = LinearVAE(d, k, hidden=k, seed=seed, dtype=dtype)
-    eye = torch.eye(k, dtype=dtype)
-    with torch.no_grad():
-        model.encoder2.copy_(eye)
-        model.decoder1.copy_(eye)
-    model.encoder2.requires_grad_(False)
-    model.decoder1.requires_grad_(False)
+    _freeze_inner_layers_at_identity(model)
     return model
 
 
