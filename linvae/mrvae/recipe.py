@@ -242,8 +242,7 @@ def train_recipe(
 
     def loss_at(log_beta):
         encoder1 = W @ P if P is not None else None
-        terms = exact_loss(model, log_beta, mean, cov, encoder1=encoder1)
-        return torch.mean(terms.distortion + torch.exp(log_beta) * terms.rate)
+        return exact_loss(model, log_beta, mean, cov, encoder1=encoder1).loss
 
     def log_betas(u):
         return (log_lo + (log_hi - log_lo) * u**config.beta_power).to(dtype).to(device)
