@@ -219,17 +219,8 @@ def exact_loss_tables(
 
     The same value and gradients as :func:`exact_loss` (tested to 1e-12), slower: the tables
     are formed and differentiated at every call. It is the form that also takes FiLM
-    shifts on every layer, so :func:`exact_loss` hands FiLM models to it.
-
-    .. math::
-
-        \\text{rate} &= \\tfrac12\\big(-\\textstyle\\sum_j \\log c_j + \\operatorname{tr}(E S E^\\top)
-            + \\lVert t\\rVert^2 + \\textstyle\\sum_j c_j - k\\big), \\\\
-        \\text{distortion} &= \\tfrac d2 \\log 2\\pi + \\tfrac12\\big(\\operatorname{tr} S
-            - 2 \\operatorname{tr}(E S D) + \\operatorname{tr}(D^\\top D\\, E S E^\\top)
-            + \\textstyle\\sum_j c_j (D^\\top D)_{jj} + \\lVert m - b - D t \\rVert^2\\big),
-
-    with ``E, c, D, b`` at β, ``t = E(m − input_mean) + t_FiLM`` the latent offset.
+    shifts on every layer, so :func:`exact_loss` hands FiLM models to it. The terms are
+    :func:`exact_loss`'s (eqs. 14–18), with the latent offset ``t = E(m − input_mean) + t_FiLM``.
 
     Parameters
     ----------
