@@ -19,7 +19,14 @@ posterior is exactly the prior there.
 
 import numpy as np
 
-from .._checks import as_betas, as_float_array, as_int, as_latent_size, check_psd
+from .._checks import (
+    as_betas,
+    as_float_array,
+    as_int,
+    as_latent_size,
+    check_psd,
+    psd_tolerance,
+)
 from ._objective import LOG_2PI
 from ._types import Curve
 
@@ -132,11 +139,15 @@ DEFAULT_GRID = "full"
 
 
 def full_grid(eigvals, k, points=FULL_GRID_POINTS):
-    """The β over which the optimal curve changes, with a margin: λ_k / 2 to 2 λ₁, log-spaced.
+    """The β over which the optimal curve changes, with a margin: λ_m / 2 to 2 λ₁, log-spaced.
 
-    Every latent is active below λ_k (the k-th largest eigenvalue; the smallest positive one
-    among the top k when λ_k = 0) and every latent is shut above λ₁; the margin
-    :data:`FULL_GRID_MARGIN` shows both ends of the curve.
+    ``m = min(k, r)``, with r the numerical rank (:func:`collapsed_latents`: the
+    eigenvalues above :func:`linvae._checks.psd_tolerance`, the cutoff of
+    :func:`linvae.analytic.rank`). Every latent is active below λ_m and every latent is
+    shut above λ₁; the margin :data:`FULL_GRID_MARGIN` shows both ends of the curve. When
+    k > r, the k − r latents left are collapsed at the optimum on the whole curve: an
+    eigenvalue at round-off is no direction of the data, and a grid that ran down to it
+    would train and score its noise.
 
     Parameters
     ----------
@@ -162,11 +173,23 @@ def full_grid(eigvals, k, points=FULL_GRID_POINTS):
     points = as_int(points, "points", minimum=2)
     eigvals = np.sort(eigvals)[::-1]
     top = eigvals[: min(k, eigvals.shape[0])]
-    positive = top[top > 0]
+    positive = top[top > psd_tolerance(eigvals)]
     if positive.size == 0:
         raise ValueError("the data have no variance: every eigenvalue of the covariance is 0")
     low, high = positive[-1] / FULL_GRID_MARGIN, positive[0] * FULL_GRID_MARGIN
     return np.geomspace(low, high, points)
+
+
+def collapsed_latents(eigvals, k) -> int:
+    """How many of k latents are collapsed at the optimum at every β: ``max(0, k − r)``.
+
+    r is the numerical rank of the covariance: its eigenvalues above
+    :func:`linvae._checks.psd_tolerance` (``1e6·ε·λ₁``), the rule of
+    :func:`linvae.analytic.rank` and :func:`full_grid`.
+    """
+    eigvals = check_psd(as_float_array(eigvals, "eigvals", ndim=1), "eigvals")
+    k = as_latent_size(k)
+    return max(0, k - int(np.count_nonzero(eigvals > psd_tolerance(eigvals))))
 
 
 def beta_grid(betas, eigvals, k):
@@ -192,6 +215,13 @@ def beta_grid(betas, eigvals, k):
             f"{FULL_GRID_MARGIN:g}·λ₁ of this data set (every latent active below λ_k, every "
             "latent shut above λ₁)"
         )
+        collapsed = collapsed_latents(eigvals, k)
+        if collapsed:
+            note = note.replace("λ_k", f"λ_{k - collapsed}", 1) + (
+                f"; the covariance's numerical rank is {k - collapsed} < k = {k}, so "
+                f"{collapsed} latent{'s are' if collapsed > 1 else ' is'} collapsed at the "
+                "optimum along the whole curve"
+            )
         return grid, note
     if isinstance(betas, str) and betas == "paper":
         return parse_betas(PAPER_GRID), f"paper: {PAPER_GRID}, the paper's range (appendix C.1)"

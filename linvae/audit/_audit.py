@@ -92,6 +92,12 @@ class Audit:
         return {"encoder": self.encoder, "bias": self.bias, "decoder": self.decoder}
 
     @property
+    def excess_per_beta(self) -> float:
+        """``excess / β``: the excess of the Lagrangian R + D/β in nats of rate, free of the
+        data's scale (data aX audited at a²β give the same)."""
+        return self.excess / self.beta
+
+    @property
     def n_active_latents(self) -> int:
         return sum(status == "active" for status in self.statuses)
 
@@ -106,6 +112,7 @@ class Audit:
             "loss": self.loss._asdict(),
             "optimum": self.optimum._asdict(),
             "excess": self.excess,
+            "excess_per_beta": self.excess_per_beta,
             "parts": {
                 "encoder": self.encoder,
                 "encoder_mean": self.encoder_mean,
@@ -156,6 +163,8 @@ class Audit:
             *(f"| {name} | {value:.6g} |" for name, value in parts.items()),
             f"| **excess** | **{self.excess:.6g}** |",
             "",
+            f"Excess/β: {self.excess_per_beta:.6g} nats of rate (free of the data's scale).",
+            "",
             f"{self.n_active_latents} of {self.k} latents active; water-filling activates "
             f"{self.geometry.n_active}.",
             "",
@@ -178,7 +187,8 @@ class Audit:
             f"distortion {self.loss.distortion:.6f})",
             f"  optimum  {self.optimum.loss:16.10f} nats  (rate {self.optimum.rate:.6f}, "
             f"distortion {self.optimum.distortion:.6f})",
-            f"  excess   {self.excess:16.10f} nats",
+            f"  excess   {self.excess:16.10f} nats  ({self.excess_per_beta:.6g} excess/β, nats of "
+            "rate: free of the data's scale)",
             f"    encoder  {self.encoder:14.10f}  (mean map {self.encoder_mean:.4g}, offset "
             f"{self.encoder_offset:.4g}, variance {self.encoder_variance:.4g})",
             f"    bias     {self.bias:14.10f}",

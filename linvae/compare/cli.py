@@ -137,6 +137,13 @@ def build_parser():
         default="nll",
         help="distortion in report.md and figures: nll (nats), mse per dimension, psnr [nll]",
     )
+    parser.add_argument(
+        "--excess",
+        choices=("per-beta", "nats"),
+        default="per-beta",
+        help="unit of the excess figure: excess/β (nats of rate, free of the data's scale) or "
+        "nats per example [per-beta]",
+    )
     parser.add_argument("--quiet", action="store_true", default=False, help="print nothing")
     parser.add_argument(
         "--from-run",
@@ -177,6 +184,8 @@ def _train(args, stack):
     config = config_from_args(args)
     user_input("--device:", resolve_device, config.device)
     problem = user_input(f"--dataset {config.dataset}:", prepare, config)
+    for warning in problem.warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     out = user_input("--out", prepare_folder, args.out, config.dataset)
     user_input("--out", stack.enter_context, locked(out))
     user_input("--out", check_space, out, config, problem.X.shape[1])
@@ -198,7 +207,11 @@ def run(args) -> int:
             comparison, out = _from_run(args, stack)
         else:
             comparison, out = _train(args, stack)
-        comparison.report["units"] = {"rate": args.units, "distortion": args.distortion}
+        comparison.report["units"] = {
+            "rate": args.units,
+            "distortion": args.distortion,
+            "excess": args.excess,
+        }
         with interrupts_held("interrupt received: the run is being written, then linvae stops"):
             written, failure = user_input(
                 "--out", save_run_or_rescue, out, comparison.report, comparison.models, formats

@@ -96,6 +96,9 @@ class Problem:
         Which grid it is and why.
     device : str
         Where the models train.
+    warnings : tuple of str
+        Lines for the user about the data (:func:`feature_scale_warning`); the command
+        prints them on stderr.
     """
 
     X: np.ndarray
@@ -105,6 +108,28 @@ class Problem:
     grid: np.ndarray
     grid_note: str
     device: str
+    warnings: tuple = ()
+
+
+#: Features whose variances differ by more than this factor get one warning line.
+FEATURE_SCALE_SPREAD = 1e6
+
+
+def feature_scale_warning(cov) -> str | None:
+    """One line when the features' variances (diagonal of ``cov``, (d, d)) differ by more
+    than :data:`FEATURE_SCALE_SPREAD` (constant features aside), else None."""
+    variances = np.diagonal(np.asarray(cov, dtype=np.float64))
+    positive = variances[variances > 0]
+    if positive.size < 2 or positive.max() <= FEATURE_SCALE_SPREAD * positive.min():
+        return None
+    decades = np.log10(positive.max() / positive.min())
+    return (
+        f"the features' variances span {decades:.1f} decades ({positive.min():.3g} to "
+        f"{positive.max():.3g}); linvae trains on the data as given, since the decoder's "
+        "noise is isotropic in the data's units and standardising would change the problem, "
+        "and conditions training by whitening the encoder with the data's covariance; "
+        "standardise the features yourself if their units are arbitrary"
+    )
 
 
 def prepare(config: CompareConfig, data=None) -> Problem:
@@ -125,7 +150,8 @@ def prepare(config: CompareConfig, data=None) -> Problem:
     stats = moments(X)
     spec = spectrum(stats.cov)
     grid, note = beta_grid(config.betas, spec.eigvals, config.latent)
-    return Problem(X, info, stats, spec, grid, note, device)
+    warning = feature_scale_warning(stats.cov)
+    return Problem(X, info, stats, spec, grid, note, device, () if warning is None else (warning,))
 
 
 def run_comparison(
@@ -179,6 +205,7 @@ def run_comparison(
             grid_note=problem.grid_note, device=problem.device, spectrum=problem.spectrum,
             progress=progress,
         )  # fmt: skip
+    report["warnings"] = list(problem.warnings)
     return Comparison(config, models, report)
 
 

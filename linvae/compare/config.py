@@ -38,7 +38,7 @@ RECIPES = ("linvae", "paper")
 RECIPE_DEFAULTS = {
     "linvae": {
         "steps": 3000,
-        "lr": 0.03,
+        "lr": 0.1,
         "batch_size": 16,
         "train_range": "auto",
         "polish": 1000,

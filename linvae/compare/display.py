@@ -200,19 +200,35 @@ class ExcessDisplay:
 
         return cls.from_report(read_json(Path(path) / "report.json"), floor=floor)
 
-    def plot(self, ax=None):
-        """Draw on log axes (values ≤ 1e-8 at 1e-8); returns the display with ``lines_``."""
+    def plot(self, ax=None, *, unit: str = "nats"):
+        """Draw on log axes (values ≤ 1e-8 at 1e-8); returns the display with ``lines_``.
+
+        ``unit``: "nats" (per example) or "per-beta" (excess/β, nats of rate: free of the
+        data's scale); the floor figure is in nats.
+        """
+        if unit not in ("nats", "per-beta"):
+            raise ValueError(f"unit must be 'nats' or 'per-beta', got {unit!r}")
         ax = _axes(ax, (5.5, 4.0))
         clip = EXCESS_CLIP
         if self.floor is None:
-            lines = ax.plot(self.betas, np.maximum(self.excess, clip), "o-", ms=3, color="C0",
+            per = (
+                (lambda b: np.asarray(b, dtype=np.float64)) if unit == "per-beta" else np.ones_like
+            )
+            excess = np.asarray(self.excess) / per(self.betas)
+            lines = ax.plot(self.betas, np.maximum(excess, clip), "o-", ms=3, color="C0",
                             label="MR-VAE (one model)")  # fmt: skip
             if self.baselines is not None:
                 betas, excess = self.baselines
+                excess = np.asarray(excess) / per(betas)
                 lines += ax.plot(betas, np.maximum(excess, clip), "s", ms=6, mfc="none",
                                  color="C3", label="β-VAE at its β")  # fmt: skip
-            lines.append(ax.axhline(0.01, color="k", ls=":", lw=1, label="0.01 nats"))
-            ax.set_ylabel("loss − optimum (nats / example)")
+            level = "0.01 (excess/β)" if unit == "per-beta" else "0.01 nats"
+            lines.append(ax.axhline(0.01, color="k", ls=":", lw=1, label=level))
+            ax.set_ylabel(
+                "(loss − optimum) / β (nats of rate)"
+                if unit == "per-beta"
+                else "loss − optimum (nats / example)"
+            )
             legend = {}
         else:
             gates = "/".join(

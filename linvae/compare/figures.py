@@ -31,9 +31,11 @@ def rate_distortion_figure(report: dict) -> Figure:
 
 
 def excess_figure(report: dict) -> Figure:
-    """Excess loss over the optimum against β (log axes; values ≤ 1e-8 drawn at 1e-8)."""
+    """Excess over the optimum against β, per β or in nats as ``report["units"]["excess"]``
+    says (log axes; values ≤ 1e-8 drawn at 1e-8)."""
     figure, axes = _figure((5.5, 4.0))
-    ExcessDisplay.from_report(report).plot(axes)
+    unit = report.get("units", {}).get("excess", "per-beta")
+    ExcessDisplay.from_report(report).plot(axes, unit=unit)
     return figure
 
 

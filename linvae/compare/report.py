@@ -109,6 +109,7 @@ def build_report(
     analytic = evaluate.analytic_curve(spec, k, betas)
     mr = evaluate.evaluate_model(models.mrvae, mean, cov, betas)
     mr["excess"] = evaluate.excess_loss(mr["loss"], analytic["loss"])
+    mr["excess_per_beta"] = mr["excess"] / betas
     result = models.mrvae_result
     mr_report = {
         **mr,
@@ -133,19 +134,23 @@ def build_report(
         own = np.array([baseline.beta for baseline in models.baselines])
         optimum_own = evaluate.analytic_curve(spec, k, own)
         mr_own = evaluate.evaluate_model(models.mrvae, mean, cov, own)
+        at_excess = evaluate.excess_loss(mr_own["loss"], optimum_own["loss"])
         mr_report["at_baseline_betas"] = {
             "betas": own,
-            "excess": evaluate.excess_loss(mr_own["loss"], optimum_own["loss"]),
+            "excess": at_excess,
+            "excess_per_beta": at_excess / own,
         }
         for baseline, optimum_loss in zip(models.baselines, optimum_own["loss"], strict=True):
             terms = evaluate.exact_terms(baseline.model, baseline.beta, mean, cov)
+            excess = float(evaluate.excess_loss([terms.loss], [optimum_loss])[0])
             baseline_reports.append(
                 {
                     "beta": baseline.beta,
                     "rate": terms.rate,
                     "distortion": terms.distortion,
                     "loss": terms.loss,
-                    "excess": float(evaluate.excess_loss([terms.loss], [optimum_loss])[0]),
+                    "excess": excess,
+                    "excess_per_beta": excess / baseline.beta,
                     "train_seconds": baseline.result.seconds,
                     "steps": baseline.result.steps,
                     "final_train_loss": _finite_or_none(baseline.result.final_loss),
@@ -185,12 +190,19 @@ def build_report(
 
 
 def summarise(report: dict) -> dict:
-    """Largest and mean excess of the MR-VAE (grid) and of the β-VAEs (own β), and times."""
+    """Largest and mean excess of the MR-VAE (grid) and of the β-VAEs (own β), and times.
+
+    Each excess twice: in nats per example, and per β (``excess/β``, the excess of the
+    Lagrangian ``R + D/β`` in nats of rate), which is free of the data's scale.
+    """
     mrvae = report["mrvae"]
     baselines = report["beta_vae"]
+    per_beta = np.asarray(mrvae["excess"]) / np.asarray(report["betas"])
     summary = {
         "mrvae_excess_max": float(np.max(mrvae["excess"])),
         "mrvae_excess_mean": float(np.mean(mrvae["excess"])),
+        "mrvae_excess_per_beta_max": float(np.max(per_beta)),
+        "mrvae_excess_per_beta_mean": float(np.mean(per_beta)),
         "mrvae_train_seconds": mrvae["train_seconds"],
         "beta_vae_count": len(baselines),
         "beta_vae_train_seconds": float(sum(b["train_seconds"] for b in baselines)),
@@ -199,10 +211,15 @@ def summarise(report: dict) -> dict:
         excess = [b["excess"] for b in baselines]
         summary["beta_vae_excess_max"] = float(np.max(excess))
         summary["beta_vae_excess_mean"] = float(np.mean(excess))
+        excess_per_beta = [b["excess"] / b["beta"] for b in baselines]
+        summary["beta_vae_excess_per_beta_max"] = float(np.max(excess_per_beta))
+        summary["beta_vae_excess_per_beta_mean"] = float(np.mean(excess_per_beta))
         at = mrvae.get("at_baseline_betas")
         if at:
+            at_per_beta = np.asarray(at["excess"]) / np.asarray(at["betas"])
             summary["mrvae_excess_at_baseline_betas_max"] = float(np.max(at["excess"]))
             summary["mrvae_excess_at_baseline_betas_mean"] = float(np.mean(at["excess"]))
+            summary["mrvae_excess_per_beta_at_baseline_betas_max"] = float(np.max(at_per_beta))
     return summary
 
 
@@ -210,13 +227,17 @@ def render_summary(report: dict) -> str:
     """The headline numbers of a report, a line each (what the command prints)."""
     s = report["summary"]
     lines = [
-        f"MR-VAE excess over the optimum: max {s['mrvae_excess_max']:.4g}, mean "
-        f"{s['mrvae_excess_mean']:.4g} nats/example ({s['mrvae_train_seconds']:.1f} s)"
+        f"MR-VAE excess over the optimum: max {s['mrvae_excess_per_beta_max']:.4g}, mean "
+        f"{s['mrvae_excess_per_beta_mean']:.4g} excess/β (nats of rate); max "
+        f"{s['mrvae_excess_max']:.4g}, mean {s['mrvae_excess_mean']:.4g} nats/example "
+        f"({s['mrvae_train_seconds']:.1f} s)"
     ]
     if s["beta_vae_count"]:
         lines.append(
-            f"{s['beta_vae_count']} β-VAEs at their β: max {s['beta_vae_excess_max']:.4g}, mean "
-            f"{s['beta_vae_excess_mean']:.4g} nats/example ({s['beta_vae_train_seconds']:.1f} s)"
+            f"{s['beta_vae_count']} β-VAEs at their β: max "
+            f"{s['beta_vae_excess_per_beta_max']:.4g} excess/β; max "
+            f"{s['beta_vae_excess_max']:.4g}, mean {s['beta_vae_excess_mean']:.4g} nats/example "
+            f"({s['beta_vae_train_seconds']:.1f} s)"
         )
     if report["partial"] and not report.get("diverged"):
         lines.append("partial: training was interrupted")
@@ -306,18 +327,25 @@ def render_markdown(report: dict) -> str:
         "",
         "## Excess loss over the analytic optimum",
         "",
-        "| model | β evaluated | max excess | mean excess | training time |",
-        "|---|---|---|---|---|",
-        f"| MR-VAE (one model) | the grid ({len(betas)}) | {_fmt(s['mrvae_excess_max'])} | "
+        "Excess/β is the excess of the Lagrangian R + D/β, in nats of rate: free of the data's "
+        "scale (data aX at a²β give the same), so it compares across data sets. Excess in "
+        "nats per example is a²-fold at scale a.",
+        "",
+        "| model | β evaluated | max excess/β | max excess | mean excess | training time |",
+        "|---|---|---|---|---|---|",
+        f"| MR-VAE (one model) | the grid ({len(betas)}) | "
+        f"{_fmt(s.get('mrvae_excess_per_beta_max'))} | {_fmt(s['mrvae_excess_max'])} | "
         f"{_fmt(s['mrvae_excess_mean'])} | {s['mrvae_train_seconds']:.1f} s "
         f"({_steps(report['mrvae'])}) |",
     ]
     if s["beta_vae_count"]:
         lines += [
             f"| MR-VAE (one model) | the β-VAEs' β ({s['beta_vae_count']}) | "
+            f"{_fmt(s.get('mrvae_excess_per_beta_at_baseline_betas_max'))} | "
             f"{_fmt(s.get('mrvae_excess_at_baseline_betas_max'))} | "
             f"{_fmt(s.get('mrvae_excess_at_baseline_betas_mean'))} | (same model) |",
-            f"| {s['beta_vae_count']} β-VAEs | each its own β | {_fmt(s['beta_vae_excess_max'])}"
+            f"| {s['beta_vae_count']} β-VAEs | each its own β | "
+            f"{_fmt(s.get('beta_vae_excess_per_beta_max'))} | {_fmt(s['beta_vae_excess_max'])}"
             f" | {_fmt(s['beta_vae_excess_mean'])} | {s['beta_vae_train_seconds']:.1f} s in all |",
         ]
     lines += [""]

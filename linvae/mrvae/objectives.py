@@ -123,6 +123,8 @@ def exact_loss(
     cov: torch.Tensor,
     *,
     encoder1: torch.Tensor | None = None,
+    decoder2: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
 ) -> LossTerms:
     """The exact expected loss at each β of a batch, from the data's moments (eqs. 14–18).
 
@@ -154,6 +156,10 @@ def exact_loss(
         Use this matrix for the first encoder layer ``E₁`` instead of ``model.encoder1``
         (a reparameterisation such as the whitened ``E₁ = W P`` of
         :mod:`linvae.mrvae.recipe`; gradients flow into whatever built it).
+    decoder2 : Tensor of shape (d, h), optional
+        Likewise for the last decoder layer ``D₂`` (the recipe's ``D₂ = L V``).
+    bias : Tensor of shape (d,), optional
+        Likewise for the decoder bias ``b``.
 
     Returns
     -------
@@ -166,11 +172,13 @@ def exact_loss(
     :func:`exact_loss_tables`, the form that takes them.
     """
     if "film" in (model.encoder_gate, model.decoder_gate, model.covariance_gate):
-        if encoder1 is not None:
-            raise ValueError("encoder1 is not supported with FiLM gates")
+        if encoder1 is not None or decoder2 is not None or bias is not None:
+            raise ValueError("encoder1, decoder2 and bias are not supported with FiLM gates")
         return exact_loss_tables(model, log_beta, mean, cov)
     E1 = model.encoder1 if encoder1 is None else encoder1
-    E2, D1, D2 = model.encoder2, model.decoder1, model.decoder2
+    D2 = model.decoder2 if decoder2 is None else decoder2
+    b = model.bias if bias is None else bias
+    E2, D1 = model.encoder2, model.decoder1
 
     s_e1 = model.encoder1_gate.scale(log_beta)  # (B, h)
     s_d1 = model.decoder1_gate.scale(log_beta)  # (B, h)
@@ -208,7 +216,7 @@ def exact_loss(
     decoded = (s_d1 * (offset @ D1.T)) @ D2.T  # D t, (B, d)
     if gated_d2:
         decoded = s_d2 * decoded
-    gap = ((mean - model.bias - decoded) ** 2).sum(-1)
+    gap = ((mean - b - decoded) ** 2).sum(-1)
     return _terms(log_beta, log_c, ESEt, offset, DtD, ESD, gap, cov)
 
 

@@ -11,10 +11,19 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
   ``betas_per_step`` β a step, η = log lo + (log hi − log lo) u^p, u one per stratum of
   [0, 1], jittered: more β where more latents are active. The floor being 0, any positive
   weighting over β has the same global optimum; the density only conditions.
-- **Preconditioning**: the encoder is trained as ``E₁ = W P``, ``P = L⁻¹``,
-  ``L Lᵀ = S + lo·I`` (Cholesky of the data covariance, ridge the range's bottom): the
-  input factor of K-FAC for a linear layer, from the data's own moments.
-- **Initialisation**: decoder columns of norm √(tr S / d), the data's own scale.
+- **Units** (scale covariance by construction): every trained tensor is free of the data's
+  scale, so data ``aX`` over ``a²·(lo, hi)`` train ``(E/a, c, aD, ab)`` of data X and
+  excess/β does not depend on a (:func:`data_factors`). The encoder is trained as
+  ``E₁ = W P``, ``P = L⁻¹``, ``L Lᵀ = S + lo·I`` (Cholesky of the data covariance, ridge
+  the range's bottom): the input factor of K-FAC for a linear layer, which also takes out
+  the anisotropy of the data's units. The decoder as ``D₂ = scale·V`` and its bias as
+  ``b = m + scale·b'``, ``scale = √(tr S / d)``: the decoder's Hessian in ``D₂`` is
+  already isotropic (its noise is), so one global scale is its whole preconditioner
+  (``whiten_decoder`` trains ``D₂ = L V`` instead, measured worse). Thresholds and the
+  variance's ρ are in log units, relative to the range.
+- **Objective in a scale-free unit**: the loss minus ``d/2·log 2π`` over ``scale²``
+  (``beta_weight="flat"``), or the Lagrangian ``R + D/β`` (``"inverse"``).
+- **Initialisation**: ``V`` with unit columns (``D₂`` of the data's own scale), ``b = m``.
 - **Optimiser**: Adam, warm-up then cosine decay; after each step the σ_D gates are kept
   open on the bottom 5 % of the range (a gate shut on the whole range has no gradient);
   then L-BFGS (strong Wolfe) on a fixed quadrature of the same density.
@@ -29,6 +38,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -51,6 +61,9 @@ from .objectives import exact_loss
 from .train import COMPILE_MODES, TrainResult, learning_rate_factor
 from .train import _Guard as Guard
 
+#: How the loss at each β is weighted in the recipe's objective (:class:`RecipeConfig`).
+BETA_WEIGHTS = ("inverse", "flat")
+
 
 @dataclass(frozen=True)
 class RecipeConfig:
@@ -62,21 +75,32 @@ class RecipeConfig:
         Adam steps.
     betas_per_step : int, default 16
         β per Adam step: one in each of as many equal strata of u ∈ [0, 1], jittered.
-    lr : float, default 0.03
-        Adam's peak learning rate.
+    lr : float, default 0.1
+        Adam's peak learning rate, in the recipe's scale-free units (``W``, ``V``, ``b'``,
+        log β).
     warmup_fraction : float, default 0.05
         Linear warm-up, then cosine decay to 0.
     beta_power : float, default 2
         η = log lo + (log hi − log lo) u^power: above 1, more β at the small end.
     whiten : bool, default True
-        Train the first encoder layer as ``W P``, ``P = chol(S + lo·I)⁻¹``.
+        Train the first encoder layer as ``W P``, ``P = chol(S + lo·I)⁻¹``; False: as
+        ``W / scale`` (the data's global scale only).
+    whiten_decoder : bool, default False
+        Train the last decoder layer as ``L V`` (``L = chol(S + lo·I)``) rather than
+        ``scale·V``. The decoder's Hessian in ``D₂`` is already isotropic (unit decoder
+        noise), so ``L`` conditions it by S's spread: measured worse (docs/results.md).
     decoder_init : {"data", "model"}, default "data"
-        A fresh start's decoder: "data": columns rescaled to norm √(tr S / d); "model":
-        kept at the model's initial scale. The encoder's first layer starts as ``W₀ P``
-        (``W₀`` its initial weights).
+        A fresh start's decoder: "data": ``V`` with unit columns (``D₂`` of columns about
+        √(tr S / d)); "model": ``D₂`` kept as the model has it. The encoder's first layer
+        starts as ``W₀ P`` (``W₀`` its initial weights).
     resume : bool, default False
         Continue training the model as it is (a trained model): its weights are kept, the
         encoder's included (``W = E₁ P⁻¹``, so ``W P = E₁``); ``decoder_init`` is ignored.
+    beta_weight : {"flat", "inverse"}, default "flat"
+        How the loss at each β enters the objective: "inverse", as ``L(β)/β = R + D/β``
+        (the Lagrangian in nats of rate, the unit of excess/β); "flat", as ``L(β)/scale²``
+        (the loss in the data's unit). Both are free of the data's scale; the floor being 0,
+        both have the same optimum.
     polish_iterations : int, default 1000
         L-BFGS iterations after Adam (0: none).
     polish_nodes : int, default 64
@@ -93,12 +117,14 @@ class RecipeConfig:
 
     steps: int = 3000
     betas_per_step: int = 16
-    lr: float = 3e-2
+    lr: float = 0.1
     warmup_fraction: float = 0.05
     beta_power: float = 2.0
     whiten: bool = True
+    whiten_decoder: bool = False
     decoder_init: str = "data"
     resume: bool = False
+    beta_weight: str = "flat"
     polish_iterations: int = 1000
     polish_nodes: int = 64
     min_open: float = 0.05
@@ -113,13 +139,14 @@ class RecipeConfig:
             "warmup_fraction": as_fraction(self.warmup_fraction, "warmup_fraction"),
             "beta_power": as_positive(self.beta_power, "beta_power"),
             "decoder_init": as_choice(self.decoder_init, "decoder_init", ("data", "model")),
+            "beta_weight": as_choice(self.beta_weight, "beta_weight", BETA_WEIGHTS),
             "polish_iterations": as_int(self.polish_iterations, "polish_iterations", minimum=0),
             "polish_nodes": as_int(self.polish_nodes, "polish_nodes", minimum=1),
             "min_open": as_fraction(self.min_open, "min_open"),
             "seed": as_seed(self.seed),
             "compile": as_choice(self.compile, "compile", COMPILE_MODES),
         }
-        for name in ("whiten", "resume"):
+        for name in ("whiten", "whiten_decoder", "resume"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
@@ -158,10 +185,65 @@ def whitening_factor(cov: torch.Tensor, ridge: float) -> torch.Tensor:
     Training ``E₁ = W P`` preconditions the encoder's first layer by the inverse of its
     input covariance (K-FAC's input factor of a linear layer).
     """
+    return data_factors(cov, ridge).P
+
+
+class DataFactors(NamedTuple):
+    """The recipe's units, all from the data's covariance S (d, d) and the range's bottom.
+
+    Attributes
+    ----------
+    L : Tensor of shape (d, d)
+        The decoder's factor, ``D₂ = L V``: ``L Lᵀ = S + ridge·I`` (lower Cholesky), or
+        ``scale·I`` without whitening.
+    P : Tensor of shape (d, d)
+        The encoder's factor, ``E₁ = W P``, ``P = L⁻¹``.
+    scale : float
+        The data's global scale ``√(tr S / d)``: the decoder bias is ``b = m + scale·b'``.
+    ridge : float
+        The ridge actually used: ``max(lo, 1e6·ε·tr S)``, never below round-off.
+    """
+
+    L: torch.Tensor
+    P: torch.Tensor
+    scale: float
+    ridge: float
+
+
+#: The whitening ridge never falls below this multiple of ε·tr S (round-off of S's
+#: eigenvalues; the rule of :func:`linvae._checks.psd_tolerance`).
+RIDGE_FLOOR = 1e6 * float(np.finfo(np.float64).eps)
+
+
+def data_factors(cov: torch.Tensor, ridge: float, *, whiten: bool = True) -> DataFactors:
+    """The factors that put the recipe's parameters in the data's own units (see
+    :class:`DataFactors`). Each scales as the data: for data ``aX`` and ridge ``a²·ridge``,
+    ``L`` and ``scale`` gain ``a`` and ``P`` loses it, so ``W``, ``V`` and ``b'`` are free
+    of the data's scale and of its units' anisotropy (eq. 21–23: ``W* = σ Λ^{-1/2}Uᵀ L``
+    and ``V* = L⁻¹ U Λ^{1/2} σ`` have rows and columns of norm about 1).
+
+    Raises
+    ------
+    ValueError
+        If the data have no variance (tr S = 0), or S is not positive semi-definite.
+    """
     d = cov.shape[0]
+    trace = float(torch.trace(cov))
+    if not math.isfinite(trace) or trace <= 0.0:
+        raise ValueError(f"X has no variance (tr S = {trace:.3g}): nothing to encode")
+    scale = math.sqrt(trace / d)
+    ridge = max(float(ridge), RIDGE_FLOOR * trace)
     eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
-    L = torch.linalg.cholesky(cov + ridge * eye)
-    return torch.linalg.solve_triangular(L, eye, upper=False)
+    if not whiten:
+        return DataFactors(scale * eye, eye / scale, scale, ridge)
+    L, info = torch.linalg.cholesky_ex(cov + ridge * eye)
+    if int(info) != 0:
+        raise ValueError(
+            f"the data covariance plus {ridge:.3g}·I is not positive definite (Cholesky failed "
+            f"at column {int(info)}): the covariance is not positive semi-definite"
+        )
+    P = torch.linalg.solve_triangular(L, eye, upper=False)
+    return DataFactors(L, P, scale, ridge)
 
 
 def train_recipe(
@@ -175,6 +257,12 @@ def train_recipe(
     progress=None,
 ) -> TrainResult:
     """Train ``model`` in place with the recipe: exact objective, whitening, Adam, L-BFGS.
+
+    The recipe is scale-covariant by construction: data ``aX`` over ``a²·beta_range`` train
+    the model ``(E/a, c, aD, ab)`` of data ``X`` (up to round-off), because every trained
+    tensor is free of the data's scale (``E₁ = W P``, ``D₂ = L V``, ``b = m + scale·b'``,
+    thresholds in log β relative to the range, see :func:`data_factors`) and so is the
+    objective (the Lagrangian ``R + D/β``, or the loss over ``scale²``).
 
     Parameters
     ----------
@@ -192,15 +280,22 @@ def train_recipe(
         Where to train; the model is moved there.
     progress : callable, optional
         Called as ``progress(step, steps, loss, elapsed_seconds)`` after each Adam step, with
-        the loss of the last check (every 0.2 s), like :func:`linvae.mrvae.train.train`.
+        the objective of the last check (every 0.2 s), like :func:`linvae.mrvae.train.train`.
 
     Returns
     -------
     TrainResult
-        ``steps`` of Adam, the whole wall time (the polish's in ``polish_seconds``). Ctrl-C
-        stops the run (the polish is skipped) and sets ``interrupted``; a loss that stops
-        being finite sets ``diverged_at`` and puts back the last weights seen finite. At
-        the end ``model.encoder1`` holds ``W P``: the model is an ordinary MR-VAE.
+        ``steps`` of Adam, the whole wall time (the polish's in ``polish_seconds``); the
+        losses are the recipe's scale-free objective. Ctrl-C stops the run (the polish is
+        skipped) and sets ``interrupted``; an objective that stops being finite sets
+        ``diverged_at`` and puts back the last weights seen finite. At the end
+        ``model.encoder1`` holds ``W P``, ``model.decoder2`` ``L V`` and ``model.bias``
+        ``m + scale·b'``: the model is an ordinary MR-VAE.
+
+    Raises
+    ------
+    ValueError
+        If X does not match the model, has no variance, or a range is invalid.
     """
     if not isinstance(model, LinearMRVAE):
         raise TypeError(f"model must be a LinearMRVAE, got {type(model).__name__}")
@@ -220,29 +315,48 @@ def train_recipe(
     dtype = model.dtype
     mean = torch.as_tensor(stats.mean, dtype=dtype, device=device)
     cov = torch.as_tensor(stats.cov, dtype=dtype, device=device)
+    factors = data_factors(cov, lo, whiten=config.whiten)
+    P, scale = factors.P, factors.scale
+    # the decoder's unit: the data's global scale (its Hessian in D₂ is isotropic: the
+    # decoder's noise is), or the Cholesky factor (K-FAC's whitening, measured worse)
+    L = (
+        factors.L
+        if config.whiten_decoder
+        else scale * torch.eye(model.d, dtype=dtype, device=device)
+    )
+    constant = 0.5 * model.d * math.log(2.0 * math.pi)
 
-    if config.decoder_init == "data" and not config.resume:
-        with torch.no_grad():
-            norms = model.decoder2.norm(dim=0, keepdim=True).clamp(min=1e-300)
-            model.decoder2.mul_(math.sqrt(float(torch.trace(cov)) / model.d) / norms)
-    P = whitening_factor(cov, lo) if config.whiten else None
-    if not config.whiten:
-        W = model.encoder1
-    elif config.resume:  # continue from the model as it is: W P = E₁
-        W = torch.nn.Parameter(torch.linalg.solve(P.T, model.encoder1.detach().T).T)
-    else:  # a fresh start: the model's initial weights, whitened
-        W = torch.nn.Parameter(model.encoder1.detach().clone())
-    params = [W, *(p for name, p in model.named_parameters() if name != "encoder1")]
+    with torch.no_grad():
+        if config.resume:  # continue from the model as it is: W P = E₁, L V = D₂
+            W0 = torch.linalg.solve(P.T, model.encoder1.T).T
+            V0 = torch.linalg.solve_triangular(L, model.decoder2, upper=False)
+            b0 = (model.bias - mean) / scale
+        else:  # a fresh start: the model's initial weights, in the data's units
+            W0 = model.encoder1.clone()
+            V0 = torch.linalg.solve_triangular(L, model.decoder2, upper=False)
+            if config.decoder_init == "data":  # unit columns: D₂ = L V of the data's scale
+                V0 = model.decoder2 / model.decoder2.norm(dim=0, keepdim=True).clamp(min=1e-300)
+            b0 = torch.zeros_like(mean)  # b = m, the decoder bias's optimum
+    W, V, b_free = (torch.nn.Parameter(t.clone().contiguous()) for t in (W0, V0, b0))
+    trained = {"encoder1": W, "decoder2": V, "bias": b_free}
+    params = [*trained.values()]
+    params += [p for name, p in model.named_parameters() if name not in trained]
     params = [p for p in params if p.requires_grad]
 
-    def write_encoder():
-        if P is not None:
-            with torch.no_grad():
-                model.encoder1.copy_(W @ P)
+    def write_model():
+        with torch.no_grad():
+            model.encoder1.copy_(W @ P)
+            model.decoder2.copy_(L @ V)
+            model.bias.copy_(mean + scale * b_free)
 
     def loss_at(log_beta):
-        encoder1 = W @ P if P is not None else None
-        return exact_loss(model, log_beta, mean, cov, encoder1=encoder1).loss
+        terms = exact_loss(
+            model, log_beta, mean, cov, encoder1=W @ P, decoder2=L @ V, bias=mean + scale * b_free
+        )
+        excess_distortion = terms.distortion - constant
+        if config.beta_weight == "inverse":  # R + D/β, nats of rate: scale-free
+            return torch.mean(terms.rate + excess_distortion * torch.exp(-log_beta))
+        return torch.mean(excess_distortion + torch.exp(log_beta) * terms.rate) / scale**2
 
     def log_betas(u):
         return (log_lo + (log_hi - log_lo) * u**config.beta_power).to(dtype).to(device)
@@ -252,7 +366,7 @@ def train_recipe(
     step_loss = compiled_step(loss_at, config.compile, device, params)
     generator = torch.Generator().manual_seed(config.seed)
     keep_open = isinstance(model, LatentMRVAE) and beta is None and config.min_open > 0
-    guard = Guard(model, extra={"W": W})
+    guard = Guard(model, extra=trained)
     start = time.perf_counter()
     result = _adam(
         config, optimizer, step_loss, log_betas, generator, warmup, guard, progress,
@@ -265,7 +379,7 @@ def train_recipe(
         u = midpoints(config.polish_nodes) if beta is None else torch.zeros(1, dtype=torch.float64)
         evaluations, final, interrupted = _polish(config, params, loss_at, log_betas(u), guard)
     polish_seconds = time.perf_counter() - polish_start
-    write_encoder()
+    write_model()
     return TrainResult(
         result.steps,
         time.perf_counter() - start,
