@@ -2,7 +2,7 @@
 
 import json
 
-from benchmarks import compare_quality, recipe_changes, recipe_phases
+from benchmarks import any_data, compare_quality, recipe_changes, recipe_phases
 
 TINY = ["--dataset", "gaussian", "--n", "500", "--latent", "2"]
 
@@ -49,3 +49,16 @@ def test_recipe_phases_follows_one_model_through_adam_and_the_polish(tmp_path, c
         assert (r["dead_latent_gap"] == 0) == (r["live"] == 2)
         assert r["dead_latent_gap"] <= r["excess_at_bottom"] + 1e-9
     capsys.readouterr()
+
+
+def test_any_data_reports_both_units_and_the_collapsed_latents(tmp_path, capsys):
+    argv = ["--cases", "lowrank,wine-k6", "--steps", "50", "--polish", "20", "--out", str(tmp_path)]
+    assert any_data.main(argv) == 0
+    lowrank, wine = json.loads((tmp_path / "any_data.json").read_text())["rows"]
+    # rank 3 in d = 10 with k = 5: two latents collapsed, the grid above round-off
+    assert lowrank["collapsed"] == 2 and lowrank["optimum_live_at_bottom"] == 3
+    assert lowrank["excess_per_beta_max"] >= 0 and lowrank["excess_max"] >= 0
+    assert wine["warning"] and not lowrank["warning"]  # wine's features span 6.8 decades
+    table = (tmp_path / "any_data.md").read_text()
+    assert table == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert "| lowrank |" in table and "| wine-k6 |" in table
