@@ -133,3 +133,12 @@ def test_one_warning_line_when_feature_variances_span_many_decades():
     assert feature_scale_warning(np.diag([1.0, 2.0, 0.0])) is None  # a constant feature aside
     line = feature_scale_warning(np.diag([1e5, 1.0, 1e-3]))
     assert line is not None and "8.0 decades" in line and "\n" not in line
+
+
+def test_the_recipe_refuses_film_models():
+    from linvae.mrvae.model import LinearMRVAE
+
+    X, _ = load("gaussian", n=100, eigvals=[2.0, 1.0, 0.5], seed=0)
+    model = LinearMRVAE(3, 2, "film", "film", "film", beta_range=(0.1, 4.0))
+    with pytest.raises(ValueError, match="without FiLM gates"):
+        train_recipe(model, X, SHORT)

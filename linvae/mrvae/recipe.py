@@ -260,9 +260,10 @@ def train_recipe(
 
     The recipe is scale-covariant by construction: data ``aX`` over ``a²·beta_range`` train
     the model ``(E/a, c, aD, ab)`` of data ``X`` (up to round-off), because every trained
-    tensor is free of the data's scale (``E₁ = W P``, ``D₂ = L V``, ``b = m + scale·b'``,
-    thresholds in log β relative to the range, see :func:`data_factors`) and so is the
-    objective (the Lagrangian ``R + D/β``, or the loss over ``scale²``).
+    tensor is free of the data's scale (``E₁ = W P``, ``D₂ = scale·V`` or ``L V``,
+    ``b = m + scale·b'``, thresholds in log β relative to the range, see
+    :func:`data_factors`) and so is the objective (the loss over ``scale²``, or the
+    Lagrangian ``R + D/β``).
 
     Parameters
     ----------
@@ -289,16 +290,19 @@ def train_recipe(
         losses are the recipe's scale-free objective. Ctrl-C stops the run (the polish is
         skipped) and sets ``interrupted``; an objective that stops being finite sets
         ``diverged_at`` and puts back the last weights seen finite. At the end
-        ``model.encoder1`` holds ``W P``, ``model.decoder2`` ``L V`` and ``model.bias``
-        ``m + scale·b'``: the model is an ordinary MR-VAE.
+        ``model.encoder1`` holds ``W P``, ``model.decoder2`` ``scale·V`` (or ``L V``)
+        and ``model.bias`` ``m + scale·b'``: the model is an ordinary MR-VAE.
 
     Raises
     ------
     ValueError
-        If X does not match the model, has no variance, or a range is invalid.
+        If X does not match the model, has no variance, or a range is invalid, or the
+        model has FiLM gates (their shifts are not in the recipe's units).
     """
     if not isinstance(model, LinearMRVAE):
         raise TypeError(f"model must be a LinearMRVAE, got {type(model).__name__}")
+    if "film" in (model.encoder_gate, model.decoder_gate, model.covariance_gate):
+        raise ValueError("model: linvae's recipe trains models without FiLM gates")
     if not isinstance(config, RecipeConfig):
         raise TypeError(f"config must be a RecipeConfig, got {type(config).__name__}")
     device = resolve_device(device)
