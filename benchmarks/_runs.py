@@ -1,6 +1,7 @@
 """What the quality benchmarks do around their measurement: the command line and the
 machine a table was measured on, progress lines, and the result written to ``--out``."""
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -34,3 +35,18 @@ def write_result(out, stem: str, record: dict, table: str) -> Path:
     atomic_write_text(out / f"{stem}.md", table)
     print(table)
     return out
+
+
+def names_among(known, what: str):
+    """An argparse type: a comma-separated list of names, each one of ``known``; ``what``
+    names them in the error ("rows", "cases")."""
+
+    def parse(text: str) -> list[str]:
+        names = [v for v in text.split(",") if v]
+        if not names or any(v not in known for v in names):
+            raise argparse.ArgumentTypeError(
+                f"{what} must be among {', '.join(known)}; got {text!r}"
+            )
+        return names
+
+    return parse

@@ -43,7 +43,7 @@ from linvae.data import load
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import BETA_WEIGHTS, RecipeConfig, train_recipe, training_range
 
-from ._runs import command_line, log, measured_on, write_result
+from ._runs import command_line, log, measured_on, names_among, write_result
 
 
 def _digits(scale):
@@ -149,19 +149,14 @@ def markdown(rows, header):
     return "\n".join(lines) + "\n"
 
 
-def _cases(text):
-    names = [v for v in text.split(",") if v]
-    unknown = sorted(set(names) - set(CASES))
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(
-            f"expected names from {', '.join(CASES)}, got {', '.join(unknown) or 'none'}"
-        )
-    return names
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.any_data", description=__doc__)
-    p.add_argument("--cases", type=_cases, default=DEFAULT_CASES, help="[all but patches784]")
+    p.add_argument(
+        "--cases",
+        type=names_among(CASES, "cases"),
+        default=DEFAULT_CASES,
+        help="[all but patches784]",
+    )
     p.add_argument("--steps", type=positive_int, default=RecipeConfig().steps, help="Adam steps")
     p.add_argument("--polish", type=int, default=RecipeConfig().polish_iterations)
     p.add_argument("--lr", type=float, default=RecipeConfig().lr)
@@ -172,7 +167,15 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/benchmarks/any_data")
     options = p.parse_args(argv)
-    config = RecipeConfig(steps=options.steps, polish_iterations=options.polish, seed=options.seed)
+    config = RecipeConfig(
+        steps=options.steps,
+        polish_iterations=options.polish,
+        seed=options.seed,
+        lr=options.lr,
+        beta_weight=options.beta_weight,
+        beta_power=options.beta_power,
+        whiten_decoder=options.whiten_decoder,
+    )
     torch.set_num_threads(options.threads)
     start, rows = time.perf_counter(), []
     for name in options.cases:
@@ -188,7 +191,7 @@ def main(argv=None):
         f"{options.seed}, full grid (31 β); {measured_on(torch.device('cpu'))}, "
         f"{options.threads} torch thread(s); total {time.perf_counter() - start:.0f} s."
     )
-    record = {"header": header, "versions": versions(), "rows": rows}
+    record = {"header": header, "versions": versions(), "config": config.to_dict(), "rows": rows}
     write_result(options.out, "any_data", record, markdown(rows, header))
     return 0
 

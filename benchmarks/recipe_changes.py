@@ -45,7 +45,7 @@ from linvae.compare.training import new_mrvae, train_mrvae
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
 
-from ._runs import command_line, log, measured_on, write_result
+from ._runs import command_line, log, measured_on, names_among, write_result
 
 #: Each row: (what it is, how it trains). Recipe rows replace RecipeConfig settings.
 ROWS = {
@@ -139,17 +139,9 @@ def markdown(rows, header, k):
     return "\n".join(lines) + "\n"
 
 
-def _rows(text):
-    names = [v for v in text.split(",") if v]
-    unknown = [v for v in names if v not in ROWS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"rows must be among {', '.join(ROWS)}; got {text!r}")
-    return names
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.recipe_changes", description=__doc__)
-    p.add_argument("--rows", type=_rows, default=list(ROWS), help="[all]")
+    p.add_argument("--rows", type=names_among(ROWS, "rows"), default=list(ROWS), help="[all]")
     p.add_argument("--out", default="runs/benchmarks/recipe_changes")
     add_config_flags(
         p, only=("dataset", "n", "patch_size", "latent", "steps", "seed", "threads", "device")

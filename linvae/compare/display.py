@@ -211,9 +211,10 @@ class ExcessDisplay:
         ax = _axes(ax, (5.5, 4.0))
         clip = EXCESS_CLIP
         if self.floor is None:
-            per = (
-                (lambda b: np.asarray(b, dtype=np.float64)) if unit == "per-beta" else np.ones_like
-            )
+
+            def per(betas):  # the divisor of the unit
+                return np.asarray(betas, dtype=np.float64) if unit == "per-beta" else 1.0
+
             excess = np.asarray(self.excess) / per(self.betas)
             lines = ax.plot(self.betas, np.maximum(excess, clip), "o-", ms=3, color="C0",
                             label="MR-VAE (one model)")  # fmt: skip

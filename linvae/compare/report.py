@@ -197,7 +197,7 @@ def summarise(report: dict) -> dict:
     """
     mrvae = report["mrvae"]
     baselines = report["beta_vae"]
-    per_beta = np.asarray(mrvae["excess"]) / np.asarray(report["betas"])
+    per_beta = mrvae["excess_per_beta"]
     summary = {
         "mrvae_excess_max": float(np.max(mrvae["excess"])),
         "mrvae_excess_mean": float(np.mean(mrvae["excess"])),
@@ -211,15 +211,16 @@ def summarise(report: dict) -> dict:
         excess = [b["excess"] for b in baselines]
         summary["beta_vae_excess_max"] = float(np.max(excess))
         summary["beta_vae_excess_mean"] = float(np.mean(excess))
-        excess_per_beta = [b["excess"] / b["beta"] for b in baselines]
+        excess_per_beta = [b["excess_per_beta"] for b in baselines]
         summary["beta_vae_excess_per_beta_max"] = float(np.max(excess_per_beta))
         summary["beta_vae_excess_per_beta_mean"] = float(np.mean(excess_per_beta))
         at = mrvae.get("at_baseline_betas")
         if at:
-            at_per_beta = np.asarray(at["excess"]) / np.asarray(at["betas"])
             summary["mrvae_excess_at_baseline_betas_max"] = float(np.max(at["excess"]))
             summary["mrvae_excess_at_baseline_betas_mean"] = float(np.mean(at["excess"]))
-            summary["mrvae_excess_per_beta_at_baseline_betas_max"] = float(np.max(at_per_beta))
+            summary["mrvae_excess_per_beta_at_baseline_betas_max"] = float(
+                np.max(at["excess_per_beta"])
+            )
     return summary
 
 

@@ -337,9 +337,10 @@ def train_recipe(
             b0 = (model.bias - mean) / scale
         else:  # a fresh start: the model's initial weights, in the data's units
             W0 = model.encoder1.clone()
-            V0 = torch.linalg.solve_triangular(L, model.decoder2, upper=False)
             if config.decoder_init == "data":  # unit columns: D₂ = L V of the data's scale
                 V0 = model.decoder2 / model.decoder2.norm(dim=0, keepdim=True).clamp(min=1e-300)
+            else:  # "model": D₂ as the model has it
+                V0 = torch.linalg.solve_triangular(L, model.decoder2, upper=False)
             b0 = torch.zeros_like(mean)  # b = m, the decoder bias's optimum
     W, V, b_free = (torch.nn.Parameter(t.clone().contiguous()) for t in (W0, V0, b0))
     trained = {"encoder1": W, "decoder2": V, "bias": b_free}
