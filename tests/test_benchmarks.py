@@ -13,9 +13,18 @@ def test_recipe_changes_writes_one_row_per_change(tmp_path, capsys):
     assert recipe_changes.main(argv) == 0
     written = json.loads((tmp_path / "changes.json").read_text())
     assert [r["row"] for r in written["rows"]] == rows
-    recipe = written["rows"][0]
-    # the exact objective and the polish take a d = 8, k = 2 problem to the optimum
-    assert recipe["full_max"] <= 1e-6 and recipe["live"] == 2
+    recipe, _, unpolished = written["rows"]
+    # At 20 Adam steps (a smoke run; the recipe's own is 3000) the polish's outcome on this
+    # d = 16, k = 2 problem is on a knife edge: over seeds 0-9 its full-grid max excess was
+    # 1e-13, 1e-4 or 0.2-0.3, and seed 3 flips between 3e-13 (OpenBLAS Haswell) and 1.6e-4
+    # (Sandybridge, ATen default) (issue 21). Reaching the optimum is the recipe's claim at
+    # its own steps (test_mrvae_recipe). What the polish promises from any Adam start: it is
+    # L-BFGS on the mean excess, so it lowers it; measured over seeds 0-9 under both kernels,
+    # the polished / unpolished ratio was <= 0.31 (mean) and <= 0.23 (max), and both latents
+    # were alive in every polished row. Half leaves a margin of 1.6 and 2.2.
+    assert recipe["full_mean"] <= 0.5 * unpolished["full_mean"]
+    assert recipe["full_max"] <= 0.5 * unpolished["full_max"]
+    assert recipe["live"] == 2
     table = (tmp_path / "changes.md").read_text()
     assert table == capsys.readouterr().out.rstrip("\n") + "\n"
     assert sum(line.startswith("| `") for line in table.splitlines()) == len(rows)
