@@ -10,8 +10,11 @@ a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -110,6 +113,11 @@ def add_data_flags(parser, *, dataset_default="digits", dataset_help=None) -> No
     parser.add_argument("--seed", type=count, default=0, help="seed of the data set (default: 0)")
 
 
+def one_line(message) -> str:
+    """``message`` as one line: a library's text of several lines (torch's, say) joined."""
+    return " ".join(str(message).split())
+
+
 def user_input(what: str, function: Callable, *arguments, **keywords):
     """``function(*arguments, **keywords)``, where a TypeError, ValueError or OSError is the
     user's input at fault: it becomes a :class:`UsageError` that starts with ``what``."""
@@ -122,24 +130,106 @@ def user_input(what: str, function: Callable, *arguments, **keywords):
         raise UsageError(f"{what} {error.strerror or error}{where}") from None
 
 
-def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv) -> int:
-    """Parse ``argv`` and call ``run(args)``; a :class:`UsageError` becomes one line, exit 2.
+class StdoutError(UsageError):
+    """Standard output cannot be written (closed, a full disk, a closed pipe)."""
 
-    ``run`` returns the exit status (None counts as 0); ``--help`` returns 0 after printing.
+
+class _GuardedStdout:
+    """``sys.stdout`` inside the error boundary: a failed write is a :class:`StdoutError`."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _failed(self, error=None) -> StdoutError:
+        why = "it is closed" if error is None else (error.strerror or str(error))
+        return StdoutError(f"cannot write to stdout ({why})")
+
+    def write(self, text):
+        if self._stream is None:
+            raise self._failed()
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError) as error:  # ValueError: a closed file object
+            raise self._failed(error if isinstance(error, OSError) else None) from None
+
+    def flush(self):
+        if self._stream is None:
+            return
+        try:
+            self._stream.flush()
+        except (OSError, ValueError) as error:
+            raise self._failed(error if isinstance(error, OSError) else None) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _drop_stdout(stream) -> None:
+    """Point file descriptor 1 at the null device, so that the interpreter's last flush of
+    what could not be written raises nothing more at exit."""
+    if stream is None:
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a file descriptor (a test's captured stream): nothing is flushed at exit
+
+
+@contextlib.contextmanager
+def guarded_stdout(prog: str):
+    """Run a command with ``sys.stdout`` inside the error boundary.
+
+    Yields a one-item list; when writing (or the final flush of) standard output fails,
+    one line goes to stderr and the item becomes :data:`EXIT_USAGE`, like any output path
+    that cannot be written (``> /dev/full``, ``>&-``).
     """
+    stream = sys.stdout
+    result = [None]
+    sys.stdout = _GuardedStdout(stream)
+    try:
+        try:
+            yield result
+        finally:
+            sys.stdout.flush()
+    except StdoutError as error:
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+        _drop_stdout(stream)
+        result[0] = EXIT_USAGE
+    finally:
+        sys.stdout = stream
+
+
+def _parse_and_run(prog: str, parser: argparse.ArgumentParser, run: Callable, argv) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help (usage errors raise UsageError instead)
         return EXIT_OK if done.code is None else int(done.code)
+    except StdoutError:
+        raise
     except UsageError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         status = run(args)
+    except StdoutError:
+        raise
     except UsageError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK if status is None else int(status)
+
+
+def run_command(prog: str, parser: argparse.ArgumentParser, run: Callable, argv) -> int:
+    """Parse ``argv`` and call ``run(args)``; a :class:`UsageError` becomes one line, exit 2.
+
+    ``run`` returns the exit status (None counts as 0); ``--help`` returns 0 after printing.
+    Standard output is inside the boundary: when it cannot be written, one line, exit 2.
+    """
+    with guarded_stdout(prog) as failed:
+        status = _parse_and_run(prog, parser, run, argv)
+    return status if failed[0] is None else failed[0]
 
 
 def dispatch(argv: Sequence[str] | None = None) -> int:
@@ -150,8 +240,9 @@ def dispatch(argv: Sequence[str] | None = None) -> int:
         lines = [f"usage: linvae {{{names}}} [flags]", ""]
         lines += [f"  {name:<9} {description}" for name, (_, description) in COMMANDS.items()]
         lines += ["", "`linvae <command> --help` lists the flags of a command."]
-        print("\n".join(lines))
-        return EXIT_OK if argv else EXIT_USAGE
+        with guarded_stdout("linvae") as failed:
+            sys.stdout.write("\n".join(lines) + "\n")
+        return failed[0] or (EXIT_OK if argv else EXIT_USAGE)
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"linvae: error: unknown command {command!r}; known are {names}", file=sys.stderr)

@@ -466,3 +466,27 @@ def test_training_on_a_read_only_npy_does_not_warn(tmp_path):
     np.save(path, np.random.default_rng(0).standard_normal((20, 3)))
     X = np.load(path, mmap_mode="r")  # read-only, as linvae.data.load returns it
     train(LinearVAE(3, 2), X, TrainConfig(steps=2), beta=1.0)  # warnings are errors here
+
+
+# --- values and API edges: round-off, underflow, integers, limits (issue 21 §2) --------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["linvae.analytic", "--betas", "1"],
+        ["linvae.analytic", "--help"],
+        ["linvae.audit", "--help"],
+        ["linvae", "--help"],
+    ],
+)
+def test_a_closed_or_full_stdout_is_one_line_not_a_traceback(argv):
+    with open("/dev/full", "w") as full:
+        for stdout, before in ((None, lambda: os.close(1)), (full, None)):  # `>&-`, `> /dev/full`
+            done = subprocess.run(
+                [sys.executable, "-m", *argv], cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE,
+                preexec_fn=before, text=True, check=False, timeout=120,
+            )  # fmt: skip
+            assert done.returncode == EXIT_USAGE, done.stderr
+            assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+            assert "cannot write to stdout" in done.stderr
