@@ -158,6 +158,13 @@ def psd_tolerance(eigvals, dtype=np.float64) -> float:
     return PSD_EPS_FACTOR * float(np.finfo(_float_dtype(dtype)).eps) * scale
 
 
+#: The smallest largest-eigenvalue whose round-off cutoff ``1e6·ε·λ₁`` is still a normal
+#: float64 (about 1e-298): below it, float64 underflows and the rank is lost.
+UNDERFLOW_SCALE = float(np.finfo(np.float64).tiny) / (
+    PSD_EPS_FACTOR * float(np.finfo(np.float64).eps)
+)
+
+
 def _float_dtype(dtype):
     dtype = np.dtype(dtype)
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
@@ -188,6 +195,8 @@ def as_covariance(cov, name: str = "cov") -> np.ndarray:
 def check_psd(eigvals, name: str = "cov", dtype=np.float64) -> np.ndarray:
     """``eigvals`` (any order) with round-off negatives set to 0, or ValueError.
 
+    Eigenvalues whose largest magnitude is positive but below :data:`UNDERFLOW_SCALE` are
+    refused (float64 underflows there, like the subnormal covariance of data × 1e-160).
     An eigenvalue below ``-psd_tolerance(eigvals, dtype)`` means the covariance is not
     positive semidefinite: ``"{name} must be symmetric positive semidefinite, got an
     eigenvalue …"`` for a matrix ``name``, ``"{name} must be >= 0 …"`` when ``name`` is
@@ -196,6 +205,13 @@ def check_psd(eigvals, name: str = "cov", dtype=np.float64) -> np.ndarray:
     eigvals = np.asarray(eigvals, dtype=np.float64)
     tolerance = psd_tolerance(eigvals, dtype)
     lowest = float(eigvals.min()) if eigvals.size else 0.0
+    largest = float(np.max(np.abs(eigvals))) if eigvals.size else 0.0
+    if 0.0 < largest < UNDERFLOW_SCALE:
+        raise ValueError(
+            f"{name} underflows float64: its largest eigenvalue {largest:.3g} is below "
+            f"{UNDERFLOW_SCALE:.3g}, where the round-off cutoff 1e6·ε·λ₁ is no longer a normal "
+            "number and the rank is lost: rescale the data"
+        )
     if lowest < -tolerance:
         if name.endswith("eigvals"):
             raise ValueError(

@@ -28,6 +28,7 @@ from linvae.analytic import (
     moments,
     objective,
     optimum,
+    rank,
     spectrum,
 )
 from linvae.analytic import cli as analytic_cli
@@ -490,3 +491,36 @@ def test_a_closed_or_full_stdout_is_one_line_not_a_traceback(argv):
             assert done.returncode == EXIT_USAGE, done.stderr
             assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
             assert "cannot write to stdout" in done.stderr
+
+
+def test_a_covariance_that_underflows_is_refused_like_one_that_overflows():
+    from linvae.data import load
+
+    X, _ = load("digits")
+    with pytest.raises(ValueError, match="underflows float64.*rescale X"):
+        moments(X * 1e-160)  # variances about 1e-321: subnormal, their rank is lost
+    with pytest.raises(ValueError, match="underflows float64.*rescale X"):
+        moments(np.random.default_rng(0).standard_normal((20, 3)) * 1e-170)  # squares are 0
+    with pytest.raises(ValueError, match="underflows float64"):
+        spectrum(np.diag([3e-310, 1e-310]))
+    assert rank(spectrum(moments(X * 1e-140).cov)) == rank(spectrum(moments(X).cov))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "offset"), [(np.int64, 2**62), (np.uint64, 2**63), (np.int64, -(2**62))]
+)
+def test_large_integers_keep_their_variance(dtype, offset):
+    small = np.random.default_rng(0).integers(0, 7, size=(50, 3))
+    X = small.astype(dtype) + dtype(offset) if offset > 0 else small.astype(dtype) - (2**62)
+    stats = moments(X, chunk_size=16)  # the reference of the centring spans the chunks
+    np.testing.assert_allclose(stats.cov, np.cov(small.T, bias=True), rtol=1e-12, atol=1e-14)
+    assert stats.mean[0] == pytest.approx(float(offset), rel=1e-15)
+
+
+def test_a_file_of_integers_beyond_float64_is_refused_with_one_line(tmp_path, capsys):
+    path = tmp_path / "big.npy"
+    np.save(path, np.arange(12, dtype=np.uint64).reshape(4, 3) + np.uint64(2**63))
+    assert analytic_cli.main(["--dataset", str(path), "--quiet"]) == EXIT_USAGE
+    assert "beyond 2**53" in one_line(capsys)
+    stats = file_moments(path)  # streamed moments centre in integer arithmetic
+    np.testing.assert_allclose(np.diag(stats.cov), [11.25] * 3, rtol=1e-12)

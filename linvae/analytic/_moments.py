@@ -3,14 +3,17 @@
 Chunks are merged with the pairwise update of Chan, Golub and LeVeque (1979): each
 chunk's centred scatter is added together with the outer product of the difference of
 means, so no ``E[xxᵀ] - mmᵀ`` cancellation occurs however large the mean. Accumulation
-is in float64 throughout, on the CPU (numpy) or on a torch device.
+is in float64 throughout, on the CPU (numpy) or on a torch device. Integer data are first
+centred on their first row in exact integer arithmetic, so that integers beyond 2⁵³ (which
+float64 does not hold) keep their variance; a covariance that overflows or underflows
+float64 is refused.
 """
 
 import os
 
 import numpy as np
 
-from .._checks import as_int, resolve_device
+from .._checks import UNDERFLOW_SCALE, as_int, resolve_device
 from ._types import Moments
 
 DEFAULT_CHUNK_SIZE = 65_536
@@ -56,39 +59,78 @@ def check_covariance_fits(d: int, memory: int | None = None) -> None:
         )
 
 
+def _ordered_uint64(values):
+    """Integers as uint64 in the same order, with differences kept (int64: sign bit flipped)."""
+    if values.dtype.kind == "u":
+        return values.astype(np.uint64)
+    return values.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)
+
+
+def integer_offsets(values, reference):
+    """``values − reference`` of integer arrays (any widths, broadcast) in float64.
+
+    The difference is formed in exact integer arithmetic and only then rounded: int64 or
+    uint64 values near 2⁶³, whose float64 casts have lost their low bits (their variance),
+    keep their differences.
+    """
+    a, r = _ordered_uint64(np.asarray(values)), _ordered_uint64(np.asarray(reference))
+    up, down = (a - r).astype(np.float64), (r - a).astype(np.float64)  # uint64: wraps, unused
+    return np.where(a >= r, up, -down)
+
+
 def _chunk_statistics(chunk):
-    """(count, mean (d,), centred scatter (d, d)) of one float64 block, numpy or torch."""
+    """(count, mean (d,), centred scatter (d, d), spread) of one float64 block, numpy or
+    torch; spread is the largest ``|x − mean|``, which tells data that vary from constant
+    data when their scatter underflows to 0."""
     mean = chunk.mean(0)
     centred = chunk - mean
+    if isinstance(centred, np.ndarray):
+        spread = float(np.max(np.abs(centred), initial=0.0))
+    else:
+        spread = float(centred.abs().max()) if centred.numel() else 0.0
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by _as_moments
-        return chunk.shape[0], mean, centred.T @ centred
+        return chunk.shape[0], mean, centred.T @ centred, spread
 
 
 def _merge_statistics(a, b):
-    """Chan's pairwise update of two (count, mean, scatter) triples, numpy or torch."""
-    (na, ma, sa), (nb, mb, sb) = a, b
+    """Chan's pairwise update of two (count, mean, scatter, spread), numpy or torch."""
+    (na, ma, sa, ra), (nb, mb, sb, rb) = a, b
     if nb == 0:
         return a
     total = na + nb
     delta = mb - ma
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by _as_moments
         outer = delta[:, None] * delta[None, :]
-        return total, ma + delta * (nb / total), sa + sb + outer * (na * nb / total)
+        gap = float(abs(delta).max()) if na else 0.0
+        spread = max(ra, rb, gap)
+        return total, ma + delta * (nb / total), sa + sb + outer * (na * nb / total), spread
 
 
-def _as_moments(statistics):
-    """Moments from (count, mean, scatter): ML covariance, symmetrised, on the CPU."""
-    count, mean, scatter = statistics
+def _as_moments(statistics, shift=None):
+    """Moments from (count, mean, scatter, spread): ML covariance, symmetrised, on the CPU.
+
+    ``shift`` (d,) is the integer reference the data were centred on (added to the mean).
+    """
+    count, mean, scatter, spread = statistics
     if count < 2:
         raise ValueError(f"X must have at least two examples (rows), got {count}")
     cov = scatter / count
     if not isinstance(cov, np.ndarray):  # a torch tensor, possibly on a GPU
         mean, cov = mean.cpu().numpy(), cov.cpu().numpy()
+    if shift is not None:
+        mean = mean + shift.astype(np.float64)
     if not (np.all(np.isfinite(cov)) and np.all(np.isfinite(mean))):
         largest = float(np.max(np.abs(mean))) if np.all(np.isfinite(mean)) else float("inf")
         raise ValueError(
             "the covariance of X overflows float64 (values of size up to about "
             f"{largest:.3g}; their squares exceed 1.8e308): rescale X"
+        )
+    top = float(np.max(np.diag(cov)))
+    if (top == 0.0 and spread > 0.0) or 0.0 < top < UNDERFLOW_SCALE:
+        raise ValueError(
+            f"the covariance of X underflows float64 (values spread by about {spread:.3g}, "
+            f"variances up to {top:.3g}; below {UNDERFLOW_SCALE:.3g} float64 loses the digits "
+            "that tell the rank): rescale X"
         )
     with np.errstate(over="ignore"):
         return Moments(mean, (cov + cov.T) / 2, int(count))
@@ -102,16 +144,29 @@ class _Accumulator:
             check_covariance_fits(d)
         self.device = device
         self.rows_seen = 0
+        self.shift = None  # the first row of integer data, which every row is centred on
         if device is None:
-            self.statistics = (0, np.zeros(d), np.zeros((d, d)))
+            self.statistics = (0, np.zeros(d), np.zeros((d, d)), 0.0)
         else:
             import torch
 
             zeros = torch.zeros((d + 1, d), dtype=torch.float64, device=device)
-            self.statistics = (0, zeros[0], zeros[1:])
+            self.statistics = (0, zeros[0], zeros[1:], 0.0)
+
+    def _centred_integers(self, chunk):
+        """An integer chunk as float64 offsets from the first integer row (exactly formed)."""
+        if self.shift is None and self.rows_seen == 0 and chunk.shape[0]:
+            self.shift = chunk[0].copy()
+        if self.shift is None:  # integers after float rows: no reference was taken
+            return chunk.astype(np.float64)
+        return integer_offsets(chunk, self.shift)
 
     def add(self, chunk):
         """Merge a chunk of shape (m, d), any real dtype; raises on NaN/inf naming the row."""
+        if isinstance(chunk, np.ndarray) and chunk.dtype.kind in "iu":
+            chunk = self._centred_integers(chunk)
+        elif self.shift is not None:
+            chunk = np.asarray(chunk, dtype=np.float64) - self.shift.astype(np.float64)
         if self.device is None:
             chunk = np.asarray(chunk, dtype=np.float64)
             finite = np.isfinite(chunk)
@@ -136,7 +191,7 @@ class _Accumulator:
         self.rows_seen += chunk.shape[0]
 
     def result(self):
-        return _as_moments(self.statistics)
+        return _as_moments(self.statistics, self.shift)
 
 
 def moments_of_chunks(chunks, d, *, device=None, progress=None, total_rows=None):
@@ -174,9 +229,11 @@ def _is_dask_array(X):
     return type(X).__module__.startswith("dask.") and hasattr(X, "to_delayed")
 
 
-def _block_statistics(block):
-    """(count, mean, centred scatter) of one dask block in float64; raises on NaN/inf."""
-    block = np.asarray(block, dtype=np.float64)
+def _block_statistics(block, shift=None):
+    """(count, mean, centred scatter, spread) of one dask block in float64, integers as
+    offsets from ``shift``; raises on NaN/inf."""
+    block = np.asarray(block)
+    block = integer_offsets(block, shift) if shift is not None else block.astype(np.float64)
     if not np.all(np.isfinite(block)):
         row, col = np.argwhere(~np.isfinite(block))[0]
         raise ValueError(
@@ -195,8 +252,9 @@ def _dask_moments(X):
         np.empty(0, X.dtype)
     ):
         raise TypeError(f"X must be an array of real numbers, got dtype {X.dtype}")
+    shift = np.asarray(X[0].compute()) if X.dtype.kind in "iu" and X.shape[0] else None
     blocks = X.rechunk({1: -1}).to_delayed().ravel()
-    stats = [dask.delayed(_block_statistics)(block) for block in blocks]
+    stats = [dask.delayed(_block_statistics)(block, shift) for block in blocks]
     while len(stats) > 1:  # a balanced tree of merges: depth log2(number of blocks)
         stats = [
             dask.delayed(_merge_statistics)(stats[i], stats[i + 1])
@@ -204,7 +262,7 @@ def _dask_moments(X):
             else stats[i]
             for i in range(0, len(stats), 2)
         ]
-    return _as_moments(dask.compute(stats[0])[0])
+    return _as_moments(dask.compute(stats[0])[0], shift)
 
 
 def moments(X, chunk_size=DEFAULT_CHUNK_SIZE, *, device=None, progress=None):

@@ -268,6 +268,27 @@ def _check_finite(path, X, rows):
         )
 
 
+#: Every integer up to this magnitude is a float64; beyond it, the cast drops low bits.
+FLOAT64_EXACT_INTEGERS = 2**53
+
+
+def _check_exact_in_float64(path, X):
+    """Refuse integers beyond 2**53: their float64 cast loses the low bits, where the
+    variance of data near 2**62 lies (int64 data near 2**62 would come out constant)."""
+    if X.dtype.kind not in "iu" or X.dtype.itemsize < 8 or X.size == 0:
+        return
+    low, high = int(X.min()), int(X.max())
+    extreme = high if high >= -low else low
+    if abs(extreme) > FLOAT64_EXACT_INTEGERS:
+        raise _fail(
+            path,
+            f"its {X.dtype} values reach {extreme:.4g}, beyond 2**53, where "
+            "float64 no longer holds every integer and their variance would be lost; subtract "
+            "an offset (their minimum) before saving, or stream the file with "
+            "linvae.data.file_moments, which centres integers exactly",
+        )
+
+
 def load_file(path, n, seed, key):
     """``load(path)``: read, check, subset, flatten and scale a user file.
 
@@ -318,6 +339,7 @@ def load_file(path, n, seed, key):
         subset, seed_used = f"{n} of {total} examples drawn without replacement (seed {seed})", seed
         array = array[rows]
     flat = array.reshape(array.shape[0], -1)
+    _check_exact_in_float64(path, flat)
     if array.dtype == np.uint8:
         X = flat.astype(np.float64)
         X /= PIXEL_SCALE
