@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import spectra_with_ties
 
 from linvae import _io
 from linvae._cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
@@ -524,3 +527,64 @@ def test_a_file_of_integers_beyond_float64_is_refused_with_one_line(tmp_path, ca
     assert "beyond 2**53" in one_line(capsys)
     stats = file_moments(path)  # streamed moments centre in integer arithmetic
     np.testing.assert_allclose(np.diag(stats.cov), [11.25] * 3, rtol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(spectra_with_ties(max_dim=6), st.integers(1, 8), st.integers(-20, 0))
+def test_rank_full_grid_and_collapsed_latents_share_one_round_off_rule(eigvals, k, tiny):
+    from linvae.analytic import collapsed_latents, full_grid, numerical_rank, rank
+
+    eigvals = np.append(eigvals, eigvals[0] * 10.0**tiny)  # an eigenvalue at or above round-off
+    r = numerical_rank(eigvals)
+    spec = Spectrum(np.sort(eigvals)[::-1], np.eye(eigvals.size))
+    assert rank(spec) == r and collapsed_latents(eigvals, k) == max(0, k - r)
+    if r:
+        assert full_grid(eigvals, k)[0] == pytest.approx(spec.eigvals[min(k, r) - 1] / 2)
+        assert spec.eigvals[r - 1] > 1e6 * np.finfo(float).eps * spec.eigvals[0]
+
+
+def test_a_full_grid_of_too_many_points_is_one_value_error_before_allocating():
+    from linvae.analytic import full_grid
+
+    with pytest.raises(ValueError, match="points must be <= 100000, got 100001"):
+        full_grid([2.0, 1.0], 2, points=100_001)
+
+
+def test_values_that_leave_float64_are_refused_not_returned_as_zero_or_inf():
+    from linvae.analytic import full_grid
+    from linvae.audit import effective_beta
+
+    with pytest.raises(ValueError, match="2·λ₁ overflows float64"):
+        full_grid([1e308, 1.0], 2)
+    with pytest.raises(ValueError, match="underflows float64"):
+        effective_beta(1e-200, kl_weight=1e-200)
+    with pytest.raises(ValueError, match="overflows float64"):
+        effective_beta(1e200, kl_weight=1e200)
+    assert effective_beta(2.0, kl_weight=0.5, reconstruction="mean", d=4) == 4.0  # still exact
+
+
+def test_a_small_squared_error_is_not_lost_in_the_constant():
+    from linvae.analytic import curve_in_units, optimum, rate_distortion
+    from linvae.audit import audit
+
+    eigvals = np.array([4e-14, 1e-14, 0.0])  # data of spread 2e-7: d/2·log 2π is 1e14 times more
+    curve = rate_distortion(eigvals, 1, [2e-14])
+    assert curve.squared_error[0] == pytest.approx(3e-14, rel=1e-12)  # β + 1e-14 + 0
+    assert curve_in_units(curve, 3, distortion_unit="mse")[1][0] == pytest.approx(1e-14, rel=1e-12)
+    assert curve_in_units(curve, 3, distortion_unit="psnr")[1][0] == pytest.approx(140.0)
+    # the excess of a model off the optimum scales as the data's variance (scale covariance)
+    excess = []
+    for scale in (1.0, 1e-14):
+        cov, beta = np.diag(eigvals / 1e-14 * scale), 2.0 * scale
+        params = optimum(cov, 1, beta)
+        excess.append(audit(params._replace(D=0.9 * params.D), (np.zeros(3), cov), beta).excess)
+    assert excess[0] > 0.005
+    assert excess[1] == pytest.approx(excess[0] * 1e-14, rel=1e-6)
+    # compare's excess, formed without the constant: what a second latent is worth
+    from linvae.compare import evaluate
+
+    betas = np.array([5e-15, 2e-14])  # below and above λ₂ = 1e-14
+    one, two = (evaluate.analytic_curve(np.diag(eigvals), k, betas) for k in (1, 2))
+    gap = evaluate.excess_loss(*(evaluate.loss_above_constant(c, betas) for c in (one, two)))
+    worth = 0.5 * (1e-14 - 5e-15) - 0.5 * 5e-15 * np.log(2.0)  # ½(λ₂ − β) − ½β log(λ₂/β)
+    np.testing.assert_allclose(gap, [worth, 0.0], rtol=1e-9, atol=1e-30)

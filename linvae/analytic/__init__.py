@@ -33,9 +33,16 @@ from ._optimum import (
     encoder_optimum,
     optimum,
 )
-from ._spectrum import as_spectrum, rank, spectrum
+from ._spectrum import as_spectrum, numerical_rank, rank, spectrum
 from ._types import Curve, Gradients, LinearVAEParams, Moments, Spectrum, Terms
-from ._units import DISTORTION_UNITS, RATE_UNITS, curve_in_units, distortion_in, rate_in
+from ._units import (
+    DISTORTION_UNITS,
+    RATE_UNITS,
+    check_peak,
+    curve_in_units,
+    distortion_in,
+    rate_in,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -58,6 +65,7 @@ __all__ = [
     "best_response",
     "beta_grid",
     "check_moments",
+    "check_peak",
     "collapsed_latents",
     "covariance_optimum",
     "curve_in_units",
@@ -69,6 +77,7 @@ __all__ = [
     "gradients",
     "moments",
     "moments_of_chunks",
+    "numerical_rank",
     "objective",
     "objective_terms",
     "optimum",

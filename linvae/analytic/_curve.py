@@ -19,15 +19,9 @@ posterior is exactly the prior there.
 
 import numpy as np
 
-from .._checks import (
-    as_betas,
-    as_float_array,
-    as_int,
-    as_latent_size,
-    check_psd,
-    psd_tolerance,
-)
+from .._checks import as_betas, as_float_array, as_int, as_latent_size, check_psd
 from ._objective import LOG_2PI
+from ._spectrum import numerical_rank
 from ._types import Curve
 
 
@@ -48,7 +42,8 @@ def rate_distortion(eigvals, k, betas):
     -------
     Curve
         ``betas`` (m,) as given, and ``rate``, ``distortion``, ``loss`` (m,) in nats per
-        example; equal to ``objective(optimum(cov, k, β), mean, cov, β)`` for each β.
+        example; equal to ``objective(optimum(cov, k, β), mean, cov, β)`` for each β; and
+        ``squared_error`` (m,), ``E‖x − x̂‖²`` apart from the constant ``d/2 log 2π``.
 
     Notes
     -----
@@ -74,8 +69,15 @@ def rate_distortion(eigvals, k, betas):
     prefix_log = np.concatenate(([0.0], np.cumsum(np.where(top > 0, log_top, 0.0))))
     suffix = np.concatenate((np.cumsum(top[::-1])[::-1], [0.0]))
     rate = 0.5 * (prefix_log[active] - active * np.log(betas))
-    distortion = 0.5 * d * LOG_2PI + 0.5 * (active * betas + suffix[active] + tail)
-    return Curve(betas=betas, rate=rate, distortion=distortion, loss=distortion + betas * rate)
+    squared_error = active * betas + suffix[active] + tail
+    distortion = 0.5 * d * LOG_2PI + 0.5 * squared_error
+    return Curve(
+        betas=betas,
+        rate=rate,
+        distortion=distortion,
+        loss=distortion + betas * rate,
+        squared_error=squared_error,
+    )
 
 
 #: The most β a grid may hold: more is a typo (10⁸ points), not a curve.
@@ -141,9 +143,8 @@ DEFAULT_GRID = "full"
 def full_grid(eigvals, k, points=FULL_GRID_POINTS):
     """The β over which the optimal curve changes, with a margin: λ_m / 2 to 2 λ₁, log-spaced.
 
-    ``m = min(k, r)``, with r the numerical rank (:func:`collapsed_latents`: the
-    eigenvalues above :func:`linvae._checks.psd_tolerance`, the cutoff of
-    :func:`linvae.analytic.rank`). Every latent is active below λ_m and every latent is
+    ``m = min(k, r)``, with r the numerical rank (:func:`linvae.analytic.numerical_rank`,
+    the rule of :func:`linvae.analytic.rank` and :func:`collapsed_latents`). Every latent is active below λ_m and every latent is
     shut above λ₁; the margin :data:`FULL_GRID_MARGIN` shows both ends of the curve. When
     k > r, the k − r latents left are collapsed at the optimum on the whole curve: an
     eigenvalue at round-off is no direction of the data, and a grid that ran down to it
@@ -156,7 +157,7 @@ def full_grid(eigvals, k, points=FULL_GRID_POINTS):
     k : int
         Latent size.
     points : int, default 31
-        Number of β, >= 2.
+        Number of β, from 2 to :data:`MAX_GRID_POINTS`.
 
     Returns
     -------
@@ -166,30 +167,41 @@ def full_grid(eigvals, k, points=FULL_GRID_POINTS):
     Raises
     ------
     ValueError
-        If every eigenvalue is 0 (the data do not vary), or an argument is out of range.
+        If every eigenvalue is 0 (the data do not vary), the top ``2·λ₁`` or the bottom
+        ``λ_m / 2`` leaves float64, or an argument is out of range.
     """
     eigvals = check_psd(as_float_array(eigvals, "eigvals", ndim=1), "eigvals")
     k = as_latent_size(k)
     points = as_int(points, "points", minimum=2)
-    eigvals = np.sort(eigvals)[::-1]
-    top = eigvals[: min(k, eigvals.shape[0])]
-    positive = top[top > psd_tolerance(eigvals)]
-    if positive.size == 0:
+    if points > MAX_GRID_POINTS:
+        raise ValueError(f"points must be <= {MAX_GRID_POINTS}, got {points}")
+    m = min(k, numerical_rank(eigvals))
+    if m == 0:
         raise ValueError("the data have no variance: every eigenvalue of the covariance is 0")
-    low, high = positive[-1] / FULL_GRID_MARGIN, positive[0] * FULL_GRID_MARGIN
-    return np.geomspace(low, high, points)
+    eigvals = np.sort(eigvals)[::-1]
+    largest, smallest = float(eigvals[0]), float(eigvals[m - 1])
+    if largest * FULL_GRID_MARGIN > np.finfo(np.float64).max:
+        raise ValueError(
+            f"the full grid's top {FULL_GRID_MARGIN:g}·λ₁ overflows float64 (λ₁ = {largest:.3g}): "
+            "rescale the data"
+        )
+    if smallest / FULL_GRID_MARGIN < np.finfo(np.float64).tiny:
+        raise ValueError(
+            f"the full grid's bottom λ_{m}/{FULL_GRID_MARGIN:g} underflows float64 "
+            f"(λ_{m} = {smallest:.3g}): rescale the data"
+        )
+    return np.geomspace(smallest / FULL_GRID_MARGIN, largest * FULL_GRID_MARGIN, points)
 
 
 def collapsed_latents(eigvals, k) -> int:
     """How many of k latents are collapsed at the optimum at every β: ``max(0, k − r)``.
 
-    r is the numerical rank of the covariance: its eigenvalues above
-    :func:`linvae._checks.psd_tolerance` (``1e6·ε·λ₁``), the rule of
-    :func:`linvae.analytic.rank` and :func:`full_grid`.
+    r is the numerical rank of the covariance (:func:`linvae.analytic.numerical_rank`: its
+    eigenvalues above ``1e6·ε·λ₁``), the rule of :func:`linvae.analytic.rank` and
+    :func:`full_grid`.
     """
-    eigvals = check_psd(as_float_array(eigvals, "eigvals", ndim=1), "eigvals")
     k = as_latent_size(k)
-    return max(0, k - int(np.count_nonzero(eigvals > psd_tolerance(eigvals))))
+    return max(0, k - numerical_rank(eigvals))
 
 
 def beta_grid(betas, eigvals, k):

@@ -76,13 +76,14 @@ def check_moments(mean, cov):
     return mean, _check_cov(cov, mean.shape[0])
 
 
-def _finite_terms(rate, distortion, beta, arrays):
+def _finite_terms(rate, squared_error, d, beta, arrays):
     """The Terms, or ValueError when float64 overflowed on the way (huge parameters or data)."""
+    distortion = 0.5 * d * LOG_2PI + 0.5 * squared_error  # eqs. 17–18
     loss = distortion + beta * rate
-    if not (np.isfinite(rate) and np.isfinite(distortion) and np.isfinite(loss)):
+    if not all(np.isfinite(value) for value in (rate, squared_error, distortion, loss)):
         sizes = ", ".join(f"|{name}| up to {np.max(np.abs(a)):.3g}" for name, a in arrays.items())
         raise ValueError(f"the objective overflows float64 ({sizes}): rescale the parameters")
-    return Terms(float(rate), float(distortion), float(loss))
+    return Terms(float(rate), float(distortion), float(loss), float(squared_error))
 
 
 def _vector(value, name, size, default):
@@ -120,7 +121,8 @@ def objective(params, mean, cov, beta, decoder_bias=None, encoder_offset=None):
         ``rate`` (eq. 14 averaged over the data, with ``k`` where the appendix writes ``d``,
         plus ``½‖t‖²``), ``distortion`` (minus eqs. 17–18, with ``D E`` where eq. 18 writes
         ``W V``; an offset acts as the decoder bias ``b + D t``) and
-        ``loss = distortion + beta * rate``, in nats per example.
+        ``loss = distortion + beta * rate``, in nats per example; and ``squared_error``,
+        ``E‖x − x̂‖²``, the distortion without its constant ``d/2 log 2π``.
 
     Raises
     ------
@@ -158,8 +160,7 @@ def objective_terms(E, c, D, mean, cov, beta, decoder_bias, encoder_offset=None)
             + np.dot(c, np.diag(DtD))  # tr(D C Dᵀ)
             + float(np.sum((mean - bias) ** 2))  # ‖m − b − D t‖²
         )
-        distortion = 0.5 * mean.shape[0] * LOG_2PI + 0.5 * residual  # eqs. 17–18
-    return _finite_terms(rate, distortion, beta, {"E": E, "c": c, "D": D})
+    return _finite_terms(rate, residual, mean.shape[0], beta, {"E": E, "c": c, "D": D})
 
 
 def empirical_objective(params, X, beta, decoder_bias=None, encoder_offset=None):

@@ -52,9 +52,30 @@ def spectrum(cov, *, device=None):
     return Spectrum(eigvals[order].copy(), eigvecs[:, order].copy())
 
 
+def numerical_rank(eigvals) -> int:
+    """The number of eigenvalues of a covariance above round-off: ``λ > 1e6·ε·max|λ|``.
+
+    The one rule by which linvae tells a direction of the data from round-off:
+    :func:`rank`, :func:`linvae.analytic.full_grid` and
+    :func:`linvae.analytic.collapsed_latents` all count with it.
+
+    Parameters
+    ----------
+    eigvals : array_like of shape (d,)
+        Eigenvalues of the covariance, any order, >= 0 up to round-off.
+
+    Returns
+    -------
+    int
+        The numerical rank r, ``0 <= r <= d``.
+    """
+    eigvals = check_psd(as_float_array(eigvals, "eigvals", ndim=1), "eigvals")
+    return int(np.count_nonzero(eigvals > psd_tolerance(eigvals)))
+
+
 def rank(spectrum_):
-    """Numerical rank: the number of eigenvalues above the round-off cutoff."""
-    return int(np.count_nonzero(spectrum_.eigvals > psd_tolerance(spectrum_.eigvals)))
+    """Numerical rank of a :class:`Spectrum`: :func:`numerical_rank` of its eigenvalues."""
+    return numerical_rank(spectrum_.eigvals)
 
 
 #: How far from orthonormal a Spectrum's eigenvectors may be: ``max |VᵀV − I|``.

@@ -69,11 +69,16 @@ class Terms(NamedTuple):
         ``E_x E_q[-log p(x|z)]``, including the constant ``d/2 log 2π``.
     loss : float
         ``distortion + beta * rate``.
+    squared_error : float
+        ``E‖x − x̂‖²`` per example: ``distortion = d/2 log 2π + squared_error / 2``, kept
+        apart from the constant, which swallows it for data of small spread (MSE, PSNR and
+        the excess are formed from it).
     """
 
     rate: float
     distortion: float
     loss: float
+    squared_error: float
 
 
 class Gradients(NamedTuple):
@@ -99,9 +104,13 @@ class Curve(NamedTuple):
     betas : ndarray of shape (m,)
     rate, distortion, loss : ndarray of shape (m,)
         Nats per example, aligned with ``betas``.
+    squared_error : ndarray of shape (m,)
+        ``E‖x − x̂‖²`` per example, apart from the constant of the distortion (see
+        :class:`Terms`).
     """
 
     betas: np.ndarray
     rate: np.ndarray
     distortion: np.ndarray
     loss: np.ndarray
+    squared_error: np.ndarray

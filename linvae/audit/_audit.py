@@ -10,7 +10,7 @@ from linvae._checks import as_beta, as_float_array, as_positive
 from linvae.analytic import Moments, Terms, objective, spectrum
 
 from ._geometry import Geometry, decoder_geometry
-from ._split import split_excess
+from ._split import above_constant, split_excess
 
 #: Default threshold of the latent statuses: a latent whose rate is at most this (nats) is
 #: collapsed; one with more rate whose decoder column has ‖D_j‖² at most this times
@@ -35,7 +35,9 @@ class Audit:
     loss, optimum : Terms
         The model's rate, distortion and loss, and those of the analytic optimum (eq. 23).
     excess : float
-        ``loss.loss − optimum.loss`` ≥ 0 up to round-off.
+        ``loss.loss − optimum.loss`` ≥ 0 up to round-off, formed without the constant
+        ``d/2 log 2π`` of both (from ``squared_error`` and ``rate``), so that it keeps its
+        digits for data of any spread.
     encoder_mean, encoder_offset, encoder_variance : float
         The encoder part split into the mean map, its offset and the posterior variance
         (each ≥ 0, closed forms of eqs. 21–22; see ``linvae.audit._split``).
@@ -274,7 +276,7 @@ def build_audit(E, t, c_mean, log_c_mean, D, b, mean, cov, beta, mode, tol):
         d=mean.shape[0],
         k=E.shape[0],
         mode=mode,
-        excess=split.loss.loss - split.optimum.loss,
+        excess=above_constant(split.loss, beta) - above_constant(split.optimum, beta),
         roundoff_scale=float(np.trace(cov)) + abs(split.loss.loss) + abs(split.optimum.loss),
         geometry=decoder_geometry(D, spec, beta),
         column_norms=column_norms,

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
 from linvae._checks import as_beta, as_int
 
 RECONSTRUCTIONS = ("sum", "mean")
@@ -203,14 +205,15 @@ def effective_beta(
     Returns
     -------
     float
-        ``β_eff`` > 0: audit the trained model with ``audit(..., beta=β_eff)``. Losses in
+        ``β_eff``, a normal float64 > 0: audit the trained model with ``audit(..., beta=β_eff)``. Losses in
         the user's units are ``2h/(σ² n_rec)`` times ours, up to a constant.
 
     Raises
     ------
     ValueError
         On a non-Gaussian ``likelihood`` (naming why it is outside the family), an unknown
-        reduction, a missing ``d``/``k``, or a non-positive weight or variance.
+        reduction, a missing ``d``/``k``, a non-positive weight or variance, or a ``β_eff``
+        that overflows float64 or underflows below its smallest normal number.
     TypeError
         If a weight is not a real number or ``half`` not a bool.
     """
@@ -232,7 +235,15 @@ def effective_beta(
     n_rec = _size(d, "d", 'reconstruction="mean"') if reconstruction == "mean" else 1
     n_kl = _size(k, "k", 'kl="mean"') if kl == "mean" else 1
     h = 0.5 if half else 1.0
-    return beta * kl_weight * variance * n_rec / (2.0 * h * n_kl)
+    effective = beta * kl_weight * variance * n_rec / (2.0 * h * n_kl)
+    if not np.finfo(np.float64).tiny <= effective <= np.finfo(np.float64).max:
+        where = "overflows" if effective > 1.0 else "underflows"
+        raise ValueError(
+            f"the effective β = β·kl_weight·decoder_variance·{n_rec}/({2.0 * h:g}·{n_kl}) "
+            f"{where} float64 (β = {beta:.3g}, kl_weight = {kl_weight:.3g}, decoder_variance = "
+            f"{variance:.3g}): rescale them"
+        )
+    return effective
 
 
 def parse_convention(text, *, n=None):

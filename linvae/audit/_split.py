@@ -60,6 +60,12 @@ def _half_quadratic(A, delta, sqrt_cov=None):
     return 0.5 * float(np.sum(product**2))
 
 
+def above_constant(terms, beta) -> float:
+    """``½ E‖x − x̂‖² + β·rate``: the loss without its constant ``d/2 log 2π``, so that a
+    difference of two losses keeps its digits however small the data's spread."""
+    return 0.5 * terms.squared_error + beta * terms.rate
+
+
 def split_excess(E, t, c_mean, log_c_mean, D, b, mean, cov, spec, beta):
     """The chain L₀ ≥ L₁ ≥ L₂ ≥ L* and its parts (see the module docstring).
 
@@ -87,15 +93,15 @@ def split_excess(E, t, c_mean, log_c_mean, D, b, mean, cov, spec, beta):
     # L₀: c enters linearly except through −Σ log c, whose data average is Σ log_c_mean.
     at_mean_variance = objective_terms(E, c_mean, D, mean, cov, beta, b, t)
     rate = at_mean_variance.rate + 0.5 * float(np.sum(np.log(c_mean) - log_c_mean))
-    loss = Terms(rate, at_mean_variance.distortion, at_mean_variance.distortion + beta * rate)
+    loss = at_mean_variance._replace(rate=rate, loss=at_mean_variance.distortion + beta * rate)
 
     gap = mean - b
     best, t_star = best_response(D, beta, gap)  # eqs. 21–22
     best_loss = objective_terms(*best, mean, cov, beta, b, t_star).loss  # L₁
-    at_data_mean = objective_terms(*best, mean, cov, beta, mean).loss  # L₂: t* = 0 when b = m
+    at_data_mean = objective_terms(*best, mean, cov, beta, mean)  # L₂: t* = 0 when b = m
 
     curve = rate_distortion(spec.eigvals, min(k, d), beta)
-    optimum = Terms(float(curve.rate[0]), float(curve.distortion[0]), float(curve.loss[0]))
+    optimum = Terms(*(float(values[0]) for values in curve[1:]))
 
     A = D.T @ D + beta * np.eye(k)
     sqrt_cov = spec.eigvecs * np.sqrt(spec.eigvals)  # S = (V Λ^½)(V Λ^½)ᵀ
@@ -119,11 +125,11 @@ def split_excess(E, t, c_mean, log_c_mean, D, b, mean, cov, spec, beta):
         loss=loss,
         optimum=optimum,
         best_encoder_loss=best_loss,
-        best_encoder_and_bias_loss=at_data_mean,
+        best_encoder_and_bias_loss=at_data_mean.loss,
         encoder_mean=encoder_mean,
         encoder_offset=encoder_offset,
         encoder_variance=encoder_variance,
         bias=bias,
-        decoder=at_data_mean - optimum.loss,
+        decoder=above_constant(at_data_mean, beta) - above_constant(optimum, beta),
         latent_rates=latent_rates,
     )

@@ -76,15 +76,21 @@ class RateDistortionDisplay:
         spec = as_spectrum(cov)
         grid, _ = beta_grid(betas, spec.eigvals, k)
         curve = rate_distortion(spec.eigvals, k, grid)
-        optimum = {"betas": grid, "rate": curve.rate, "distortion": curve.distortion}
+        optimum = {
+            "betas": grid,
+            "rate": curve.rate,
+            "distortion": curve.distortion,
+            "squared_error": curve.squared_error,
+        }
         d = spec.eigvals.shape[0]
         return cls(optimum, d, title if title is not None else f"optimal linear β-VAE, k = {k}")
 
     @classmethod
     def from_report(cls, report: dict):
         """The curves of a compare report.json (as a dict): optimum, MR-VAE and β-VAEs."""
+        keys = ("rate", "distortion", "squared_error")
         display = cls(
-            {key: np.asarray(report["analytic"][key]) for key in ("rate", "distortion")},
+            {key: np.asarray(report["analytic"][key]) for key in keys if key in report["analytic"]},
             report["dataset"]["d"],
             f"{report['dataset']['name']}, k = {report['latent']}",
         )
@@ -139,7 +145,13 @@ class RateDistortionDisplay:
         def units(entry):
             return (
                 rate_in(entry["rate"], rate_unit),
-                distortion_in(entry["distortion"], self.d, distortion_unit, peak),
+                distortion_in(
+                    entry["distortion"],
+                    self.d,
+                    distortion_unit,
+                    peak,
+                    squared_error=entry.get("squared_error"),
+                ),
             )
 
         lines = ax.plot(*units(self.optimum), "k-", lw=2.5, alpha=0.35, label="analytic optimum")
