@@ -588,3 +588,16 @@ def test_a_small_squared_error_is_not_lost_in_the_constant():
     gap = evaluate.excess_loss(*(evaluate.loss_above_constant(c, betas) for c in (one, two)))
     worth = 0.5 * (1e-14 - 5e-15) - 0.5 * 5e-15 * np.log(2.0)  # ½(λ₂ − β) − ½β log(λ₂/β)
     np.testing.assert_allclose(gap, [worth, 0.0], rtol=1e-9, atol=1e-30)
+
+
+def test_psnr_refuses_a_peak_below_the_data_and_compare_takes_peak(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "pixels.npy"
+    np.save(path, np.random.default_rng(0).uniform(0.0, 255.0, size=(40, 4)))
+    argv = ["--dataset", str(path), "--distortion", "psnr", "--quiet"]
+    assert analytic_cli.main(argv) == EXIT_USAGE
+    assert "--peak 1 is below the largest value of the data" in one_line(capsys)
+    assert analytic_cli.main([*argv, "--peak", "255"]) == 0
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("must not train"))
+    compare = [*TINY, "--dataset", str(path), "--distortion", "psnr", "--out", str(tmp_path / "o")]
+    assert cli.main(compare) == EXIT_USAGE
+    assert "--peak 1 is below the largest value of the data" in one_line(capsys)

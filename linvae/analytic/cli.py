@@ -12,7 +12,15 @@ import time
 
 import numpy as np
 
-from .._cli import add_data_flags, command_parser, positive_int, program, run_command, user_input
+from .._cli import (
+    add_data_flags,
+    command_parser,
+    positive_float,
+    positive_int,
+    program,
+    run_command,
+    user_input,
+)
 from .._io import (
     atomic_write_text,
     check_output,
@@ -30,6 +38,7 @@ from ._units import (
     DISTORTION_UNITS,
     RATE_LABELS,
     RATE_UNITS,
+    check_peak,
     curve_in_units,
 )
 
@@ -63,9 +72,10 @@ def build_parser():
     )
     parser.add_argument(
         "--peak",
-        type=float,
+        type=positive_float,
         default=1.0,
-        help="the largest value of a datum, for PSNR (default: 1, data in [0, 1])",
+        help="the largest value of a datum, for PSNR; at least the data's largest |x| "
+        "(default: 1, data in [0, 1])",
     )
     parser.add_argument("--json", metavar="PATH", help="write the curve as JSON")
     parser.add_argument("--csv", metavar="PATH", help="write the curve as CSV")
@@ -124,7 +134,8 @@ def render_table(record) -> str:
         f"{'beta':>12} {'rate':>14} {'distortion':>14} {'loss':>14} {'active':>7}",
     ]
     for beta, rate, distortion, loss, active in curve_rows(record):
-        lines.append(f"{beta:12.6g} {rate:14.8f} {distortion:14.8f} {loss:14.8f} {active:7d}")
+        # %g: an MSE of tiny data (1e-17) keeps its digits where %f would print 0
+        lines.append(f"{beta:12.6g} {rate:14.8f} {distortion:14.10g} {loss:14.8f} {active:7d}")
     return "\n".join(lines) + "\n"
 
 
@@ -176,6 +187,8 @@ def run(args) -> int:
     X, info = user_input(
         f"--dataset {args.dataset}:", lambda: load(args.dataset, n=args.n, seed=args.seed)
     )
+    if args.distortion == "psnr":
+        user_input("--peak", check_peak, args.peak, np.max(np.abs(X)))
     stats = user_input("--dataset:", moments, X)
     spec = spectrum(stats.cov)
     betas, _ = user_input("--betas", beta_grid, args.betas, spec.eigvals, args.latent)

@@ -12,6 +12,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from linvae._checks import resolve_device
 from linvae._cli import (
     EXIT_FAILED,
@@ -28,12 +30,12 @@ from linvae._cli import (
     user_input,
 )
 from linvae._signals import interrupts_held
-from linvae.analytic import DISTORTION_UNITS, RATE_UNITS
+from linvae.analytic import DISTORTION_UNITS, RATE_UNITS, check_peak
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
-from .comparison import prepare, reevaluate, run_comparison
+from .comparison import load_data, prepare, reevaluate, run_comparison
 from .config import FLOORS, RECIPE_DEFAULTS, RECIPES, CompareConfig
 from .report import render_summary
 from .run_folder import check_space, load_run, locked, prepare_folder, save_run_or_rescue
@@ -138,6 +140,12 @@ def build_parser():
         help="distortion in report.md and figures: nll (nats), mse per dimension, psnr [nll]",
     )
     parser.add_argument(
+        "--peak",
+        type=positive_float,
+        default=1.0,
+        help="the largest value of a datum, for psnr; at least the data's largest |x| [1]",
+    )
+    parser.add_argument(
         "--excess",
         choices=("per-beta", "nats"),
         default="per-beta",
@@ -177,13 +185,24 @@ def _from_run(args, stack):
     if out != run.folder:
         out = user_input("--out", prepare_folder, args.out, run.config.dataset)
     user_input("--out", stack.enter_context, locked(out))
-    return user_input("--from-run", reevaluate, run), out
+    data = None
+    if args.distortion == "psnr":
+        data = user_input("--from-run", load_data, run.config)
+        _check_peak(args, data[0])
+    return user_input("--from-run", reevaluate, run, data), out
+
+
+def _check_peak(args, X) -> None:
+    """``--peak`` against the data's largest |x|, for ``--distortion psnr``."""
+    if args.distortion == "psnr":
+        user_input("--peak", check_peak, args.peak, float(np.max(np.abs(X))))
 
 
 def _train(args, stack):
     config = config_from_args(args)
     user_input("--device:", resolve_device, config.device)
     problem = user_input(f"--dataset {config.dataset}:", prepare, config)
+    _check_peak(args, problem.X)
     for warning in problem.warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     out = user_input("--out", prepare_folder, args.out, config.dataset)
@@ -210,6 +229,7 @@ def run(args) -> int:
         comparison.report["units"] = {
             "rate": args.units,
             "distortion": args.distortion,
+            "peak": args.peak,
             "excess": args.excess,
         }
         with interrupts_held("interrupt received: the run is being written, then linvae stops"):

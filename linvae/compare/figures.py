@@ -25,7 +25,10 @@ def rate_distortion_figure(report: dict) -> Figure:
     figure, axes = _figure((5.5, 4.0))
     units = report.get("units", {})
     RateDistortionDisplay.from_report(report).plot(
-        axes, rate_unit=units.get("rate", "nats"), distortion_unit=units.get("distortion", "nll")
+        axes,
+        rate_unit=units.get("rate", "nats"),
+        distortion_unit=units.get("distortion", "nll"),
+        peak=units.get("peak", 1.0),
     )
     return figure
 
