@@ -169,6 +169,14 @@ def test_a_folder_in_use_by_another_run_is_refused_before_training(tmp_path, cap
     assert not (out / "report.json").exists()
 
 
+@pytest.mark.skipif(not Path("/proc/sys").is_dir(), reason="needs Linux's /proc/sys")
+def test_a_folder_where_no_lock_can_be_made_says_why_not_in_use(capsys, monkeypatch):
+    monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("must not train"))
+    assert cli.main([*TINY, "--out", "/proc/sys"]) == EXIT_USAGE  # no file can be made there
+    err = one_line(capsys)
+    assert "cannot create the lock file" in err and "in use" not in err
+
+
 def test_from_run_never_overwrites_another_finished_run(finished_run, tmp_path, capsys):
     other = tmp_path / "other"
     assert cli.main([*TINY, "--out", str(other)]) == 0
@@ -390,6 +398,95 @@ def test_a_pickle_payload_in_a_checkpoint_is_refused_with_our_own_words(
     err = one_line(capsys)
     assert "a pickle payload" in err
     assert "weights_only" not in err and "arbitrary code" not in err
+
+
+def _edited_copy(run, tmp_path, edit):
+    """A copy of ``run`` whose report.json ``edit`` changed (or replaced by the text it returns)."""
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(run, copy)
+    report = json.loads((copy / "report.json").read_text())
+    text = edit(report)
+    (copy / "report.json").write_text(json.dumps(report) if text is None else text)
+    return copy
+
+
+def test_weights_of_another_run_are_refused(finished_run, tmp_path, capsys):
+    import shutil
+
+    from linvae.audit import cli as audit_cli
+
+    other = tmp_path / "k3"
+    assert cli.main([*TINY, "--latent", "3", "--floor", "none", "--out", str(other)]) == 0
+    for name in (run_folder.MRVAE_WEIGHTS, run_folder.BASELINE_WEIGHTS):
+        shutil.copy(finished_run / name, other / name)  # k = 2 weights in a k = 3 run
+    out = tmp_path / "b"
+    assert cli.main(["--from-run", str(other), "--out", str(out), "--quiet"]) == EXIT_USAGE
+    err = one_line(capsys)
+    assert "k = 2" in err and "k = 3" in err and not out.exists()
+    assert audit_cli.main([str(other), "--beta", "0.5"]) == EXIT_USAGE
+    assert "k = 2" in one_line(capsys)
+
+
+def _pop(key, inner):
+    return lambda report: report[key].pop(inner) and None
+
+
+def _set(key, value):
+    return lambda report: report.update({key: value})
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (_set("files", []), "files must be an object, got a list"),
+        (_set("mrvae", []), "mrvae must be an object, got a list"),
+        (_pop("dataset", "n"), "lacks dataset.n"),
+        (_set("diverged", {"step": 3}), "lacks diverged.model"),
+        (_set("partial", "no"), "partial must be true or false, got a string"),
+        (_set("diverged", "yes"), "diverged must be null or an object, got a string"),
+        (_set("beta_vae", [{"beta": -1}]), "beta_vae[0].beta must be a number > 0"),
+        (lambda report: '{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ],
+    ids=["files", "mrvae", "dataset.n", "diverged.model", "partial", "diverged", "beta", "deep"],
+)
+def test_a_report_json_is_checked_whole_with_one_line_naming_the_key(
+    finished_run, tmp_path, capsys, edit, named
+):
+    copy = _edited_copy(finished_run, tmp_path, edit)
+    out = tmp_path / "b"
+    assert cli.main(["--from-run", str(copy), "--out", str(out), "--quiet"]) == EXIT_USAGE
+    assert named in one_line(capsys)
+    assert not out.exists()  # refused before --out was made
+
+
+def test_a_grid_too_long_in_a_report_is_refused_before_evaluating(
+    finished_run, tmp_path, capsys, monkeypatch
+):
+    from linvae.compare import evaluate
+
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a: pytest.fail("must not evaluate"))
+    copy = _edited_copy(finished_run, tmp_path, _set("betas", [0.5] * 200_000))
+    assert cli.main(["--from-run", str(copy), "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    assert "betas must hold at most 100000 values" in one_line(capsys)
+
+
+def test_tensors_that_do_not_fit_are_one_line_naming_the_tensor(finished_run, tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import save
+
+    copy = _edited_copy(finished_run, tmp_path, lambda report: None)
+    weights = copy / run_folder.MRVAE_WEIGHTS
+    with safe_open(str(weights), framework="pt") as handle:
+        header = handle.metadata()
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    tensors["0.encoder1"] = torch.zeros(3, *tensors["0.encoder1"].shape[1:])  # a wrong shape
+    del tensors["0.log_variance"]  # and a tensor missing
+    weights.write_bytes(save(tensors, metadata=header))
+    assert cli.main(["--from-run", str(copy), "--out", str(tmp_path / "b"), "--quiet"]) == 2
+    err = one_line(capsys)
+    assert "encoder1" in err and "log_variance" in err and "Error(s)" not in err
 
 
 def test_proofs_check_their_output_paths_before_the_claims(tmp_path, capsys, monkeypatch):

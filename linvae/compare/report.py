@@ -8,10 +8,8 @@ arrays, no NaN or infinity.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -23,7 +21,7 @@ from . import evaluate
 from .config import CompareConfig
 from .training import TrainedModels, train_config
 
-#: Keys every report.json has (issue 4).
+#: Keys every report.json has (issue 4); the whole format: ``run_folder.REPORT_SCHEMA``.
 REQUIRED_KEYS = (
     "linvae_version",
     "dataset",
@@ -39,17 +37,11 @@ REQUIRED_KEYS = (
 
 
 def read_json(path) -> dict:
-    """Read a report.json; ValueError if it is not a JSON object with the required keys."""
-    try:
-        report = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(report, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    missing = [key for key in REQUIRED_KEYS if key not in report]
-    if missing:
-        raise ValueError(f"{path} lacks the report keys {missing}")
-    return report
+    """Read a report.json; ValueError (one line) unless it is a JSON object of the run format,
+    checked whole by :func:`linvae.compare.run_folder.read_report`."""
+    from .run_folder import read_report
+
+    return read_report(path)
 
 
 def versions() -> dict:

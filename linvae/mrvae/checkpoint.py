@@ -54,24 +54,69 @@ def _check_finite(path, state: dict) -> None:
             raise _fail(path, f"{name} holds NaN or infinite values")
 
 
-def _rebuild(path, config: dict, state: dict) -> LinearMRVAE:
+def _shape(tensor) -> str:
+    return " × ".join(map(str, tensor.shape)) or "a scalar"
+
+
+def _misfit(model, state: dict) -> str | None:
+    """What keeps ``state`` from fitting ``model``, in one line (None when it fits)."""
+    if not isinstance(state, dict):
+        return f"expected a dict of tensors, got {type(state).__name__}"
+    expected = model.state_dict()
+    faults = [f"{name} is not a tensor" for name, t in state.items() if not torch.is_tensor(t)]
+    faults += [f"{name} is missing" for name in expected if name not in state]
+    state = {name: tensor for name, tensor in state.items() if torch.is_tensor(tensor)}
+    faults += [f"{name} is not one of the model's" for name in state if name not in expected]
+    faults += [
+        f"{name} is {_shape(state[name])}, the model's {_shape(tensor)}"
+        for name, tensor in expected.items()
+        if name in state and tuple(state[name].shape) != tuple(tensor.shape)
+    ]
+    if not faults:
+        return None
+    more = f" and {len(faults) - 3} more" if len(faults) > 3 else ""
+    return "; ".join(faults[:3]) + more
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _check_expected(path, config, expected) -> None:
+    for key, value in (expected or {}).items():
+        if not isinstance(config, dict) or config.get(key) != value:
+            got = config.get(key) if isinstance(config, dict) else None
+            raise _fail(
+                path, f"it holds a model with {key} = {got!r}, the run's has {key} = {value}"
+            )
+
+
+def _rebuild(path, config: dict, state: dict, expected=None) -> LinearMRVAE:
+    _check_expected(path, config, expected)
     try:
         model = model_from_config(config)
-        model.load_state_dict(state)
+        fault = _misfit(model, state)
+        if fault is None:
+            model.load_state_dict(state)
     except (TypeError, ValueError, RuntimeError, KeyError) as error:
-        raise _fail(path, f"the tensors do not fit the model they describe ({error})") from None
+        fault = _one_line(error)
+    if fault is not None:
+        raise _fail(path, f"the tensors do not fit the model they describe ({fault})")
     _check_finite(path, state)
     return model
 
 
-def load_models(path) -> tuple[list[LinearMRVAE], dict]:
+def load_models(path, expected: dict | None = None) -> tuple[list[LinearMRVAE], dict]:
     """The models of a safetensors checkpoint and its extra metadata.
+
+    ``expected`` (e.g. ``{"d": 64, "k": 8}``) are fields every model's config must have
+    (checked before a model is built).
 
     Raises
     ------
     CheckpointError
-        Naming the file: not a linvae checkpoint, tensors that do not fit the configs, or
-        NaN/inf weights.
+        Naming the file, one line: not a linvae checkpoint, a model that is not ``expected``,
+        tensors that do not fit the configs, or NaN/inf weights.
     OSError
         If the file cannot be opened.
     """
@@ -83,28 +128,32 @@ def load_models(path) -> tuple[list[LinearMRVAE], dict]:
             header = handle.metadata() or {}
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except SafetensorError as error:
-        raise _fail(path, f"not a safetensors file ({error})") from None
+        raise _fail(path, f"not a safetensors file ({_one_line(error)})") from None
     if header.get("format") != FORMAT:
         raise _fail(path, f"not a linvae checkpoint (format {header.get('format')!r})")
     try:
         configs = json.loads(header.pop("configs"))
         extra = {key: json.loads(value) for key, value in header.items() if key != "format"}
     except (KeyError, ValueError) as error:
-        raise _fail(path, f"its metadata is not readable ({error})") from None
+        raise _fail(path, f"its metadata is not readable ({_one_line(error)})") from None
+    if not isinstance(configs, list):
+        raise _fail(path, f"its configs are not a list, got {type(configs).__name__}")
     models = []
     for i, config in enumerate(configs):
         prefix = f"{i}."
         state = {name[len(prefix) :]: t for name, t in tensors.items() if name.startswith(prefix)}
-        models.append(_rebuild(path, config, state))
+        models.append(_rebuild(path, config, state, expected))
     return models, extra
 
 
-def load_legacy(path, config: dict | None = None) -> tuple[list[LinearMRVAE], dict]:
+def load_legacy(
+    path, config: dict | None = None, expected: dict | None = None
+) -> tuple[list[LinearMRVAE], dict]:
     """The models of a ``.pt`` file of an earlier version, read with ``weights_only=True``.
 
     Two layouts: a state dict (one model; its ``config`` comes from the run's report), or
-    ``{"betas", "config", "state_dicts"}`` (the β-VAEs). Returns what :func:`load_models`
-    returns.
+    ``{"betas", "config", "state_dicts"}`` (the β-VAEs). ``expected`` as for
+    :func:`load_models`. Returns what :func:`load_models` returns.
 
     Raises
     ------
@@ -126,8 +175,10 @@ def load_legacy(path, config: dict | None = None) -> tuple[list[LinearMRVAE], di
     if not isinstance(state, dict):
         raise _fail(path, f"expected a dict of tensors, got {type(state).__name__}")
     if "state_dicts" in state:
-        models = [_rebuild(path, state["config"], weights) for weights in state["state_dicts"]]
+        models = [
+            _rebuild(path, state["config"], weights, expected) for weights in state["state_dicts"]
+        ]
         return models, {"betas": [float(beta) for beta in state["betas"]]}
     if config is None:
         raise _fail(path, "a bare state dict needs the model's config")
-    return [_rebuild(path, config, state)], {}
+    return [_rebuild(path, config, state, expected)], {}
