@@ -245,6 +245,32 @@ def test_a_late_write_failure_keeps_what_was_trained(tmp_path, capsys, monkeypat
     assert len(run.models.baselines) == 1
 
 
+def test_an_evaluation_that_fails_after_training_still_saves_the_weights(
+    tmp_path, capsys, monkeypatch
+):
+    from linvae.compare import evaluate
+
+    real = evaluate.excess_loss
+
+    def optimum_too_high(loss, optimum_loss, *args, **kwargs):  # every model is now below it
+        return real(loss, np.asarray(optimum_loss) + 1.0, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "excess_loss", optimum_too_high)
+    out = tmp_path / "out"
+    assert cli.main([*TINY, "--floor", "none", "--out", str(out)]) == EXIT_FAILED
+    err = one_line(capsys)
+    assert "below the analytic optimum" in err and "round-off" in err and "β = " in err
+    assert f"the weights are in {out}" in err
+    report = json.loads((out / "report.json").read_text())
+    assert "below the analytic optimum" in report["evaluation_error"]
+    assert "the evaluation after training failed" in (out / "report.md").read_text()
+    monkeypatch.undo()  # the weights were kept: --from-run evaluates them again
+    assert cli.main(["--from-run", str(out), "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert "evaluation_error" not in report and len(report["beta_vae"]) == 1
+    assert all(np.isfinite(report["mrvae"]["excess"]))
+
+
 # --- divergence -----------------------------------------------------------------------
 
 

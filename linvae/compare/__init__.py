@@ -29,7 +29,7 @@ cli
     The command line: flags → CompareConfig → run folder.
 """
 
-from .comparison import Comparison, load_data, reevaluate, run_comparison
+from .comparison import Comparison, EvaluationError, load_data, reevaluate, run_comparison
 from .config import CompareConfig
 from .display import ExcessDisplay, RateDistortionDisplay, ResponseDisplay
 from .evaluate import BelowOptimumError, evaluate_model, exact_terms, excess_loss
@@ -41,6 +41,7 @@ __all__ = [
     "BelowOptimumError",
     "CompareConfig",
     "Comparison",
+    "EvaluationError",
     "ExcessDisplay",
     "RateDistortionDisplay",
     "ResponseDisplay",

@@ -35,7 +35,7 @@ from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
-from .comparison import load_data, prepare, reevaluate, run_comparison
+from .comparison import EvaluationError, load_data, prepare, reevaluate, run_comparison
 from .config import FLOORS, RECIPE_DEFAULTS, RECIPES, CompareConfig
 from .report import render_summary
 from .run_folder import check_space, load_run, locked, prepare_folder, save_run_or_rescue
@@ -208,22 +208,31 @@ def _train(args, stack):
     out = user_input("--out", prepare_folder, args.out, config.dataset)
     user_input("--out", stack.enter_context, locked(out))
     user_input("--out", check_space, out, config, problem.X.shape[1])
-    comparison = run_comparison(
-        config, problem=problem, progress=not args.quiet, guard_signals=True
-    )
+    try:
+        comparison = run_comparison(
+            config, problem=problem, progress=not args.quiet, guard_signals=True
+        )
+    except EvaluationError as error:  # saved as any run is, its report says what failed
+        comparison = error.comparison
     return comparison, out
 
 
 def run(args) -> int:
     """Train (or re-evaluate ``--from-run``), write the run folder, print the summary.
 
-    Exit status: 0 done; 1 training diverged, or the run could not be written where asked
-    (it was saved elsewhere); 2 a bad flag, data set or folder; 130 interrupted (partial).
+    Exit status: 0 done; 1 training diverged, the evaluation after training failed (the
+    weights and the training record were saved), or the run could not be written where
+    asked (it was saved elsewhere); 2 a bad flag, data set or folder; 130 interrupted
+    (partial).
     """
     formats = ("png", "svg") if args.svg else ("png",)
     with contextlib.ExitStack() as stack:
         if args.from_run is not None:
-            comparison, out = _from_run(args, stack)
+            try:
+                comparison, out = _from_run(args, stack)
+            except EvaluationError as error:
+                print(f"{PROG}: error: {error}; nothing was written", file=sys.stderr)
+                return EXIT_FAILED
         else:
             comparison, out = _train(args, stack)
         comparison.report["units"] = {
@@ -237,11 +246,20 @@ def run(args) -> int:
                 "--out", save_run_or_rescue, out, comparison.report, comparison.models, formats
             )
     report = comparison.report
+    evaluation_error = report.get("evaluation_error")
     if not args.quiet:
-        print(render_summary(report) + f"report: {written / 'report.md'}")
+        summary = "" if evaluation_error else render_summary(report)
+        print(summary + f"report: {written / 'report.md'}")
     if failure is not None:
         print(f"{PROG}: error: cannot write to {out} ({failure}); the run is in {written}",
               file=sys.stderr)  # fmt: skip
+        return EXIT_FAILED
+    if evaluation_error:
+        print(
+            f"{PROG}: error: the evaluation after training failed: {evaluation_error}; nothing "
+            f"trained is lost: the weights are in {written}, and --from-run evaluates them again",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if report.get("diverged") and args.from_run is None:
         diverged = report["diverged"]

@@ -17,8 +17,30 @@ from linvae.analytic import beta_grid, moments, spectrum
 from linvae.data import load
 
 from .config import CompareConfig
-from .report import build_report
+from .evaluate import BelowOptimumError
+from .report import build_report, training_record
 from .training import TrainedModels, train_models
+
+
+class EvaluationError(RuntimeError):
+    """The exact evaluation after training failed; the trained models are not lost.
+
+    Attributes
+    ----------
+    comparison : Comparison
+        The config, the trained models and their :func:`~linvae.compare.report.training_record`
+        with ``"evaluation_error"`` (the message): :func:`~linvae.compare.run_folder.save_run`
+        writes it, and ``--from-run`` evaluates the saved weights again.
+    """
+
+    def __init__(self, message: str, comparison: Comparison):
+        super().__init__(message)
+        self.comparison = comparison
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if isinstance(error, BelowOptimumError) else f"{type(error).__name__}: {text}"
 
 
 @dataclass
@@ -188,6 +210,9 @@ def run_comparison(
     ------
     TypeError, ValueError, OSError
         From :func:`prepare`, before any training.
+    EvaluationError
+        If the evaluation after training fails (e.g. a :class:`BelowOptimumError`); its
+        ``comparison`` holds the trained models and the report of their training.
     """
     config = CompareConfig() if config is None else config
     problem = prepare(config, data) if problem is None else problem
@@ -200,11 +225,23 @@ def run_comparison(
         else contextlib.nullcontext()
     )
     with evaluating:
-        report = build_report(
-            models, problem.stats, problem.info, config, problem.grid,
-            grid_note=problem.grid_note, device=problem.device, spectrum=problem.spectrum,
-            progress=progress,
-        )  # fmt: skip
+        try:
+            report = build_report(
+                models, problem.stats, problem.info, config, problem.grid,
+                grid_note=problem.grid_note, device=problem.device, spectrum=problem.spectrum,
+                progress=progress,
+            )  # fmt: skip
+        except Exception as error:  # whatever fails after training, the models are kept
+            report = training_record(
+                models, problem.info, config, problem.grid, grid_note=problem.grid_note,
+                device=problem.device,
+            )  # fmt: skip
+            report["evaluation_error"] = _one_line(error)
+            report["warnings"] = list(problem.warnings)
+            raise EvaluationError(
+                f"the evaluation after training failed: {report['evaluation_error']}",
+                Comparison(config, models, report),
+            ) from error
     report["warnings"] = list(problem.warnings)
     return Comparison(config, models, report)
 
@@ -216,6 +253,8 @@ def reevaluate(run, data=None) -> Comparison:
     ------
     ValueError
         If the data set now has another size than the run's.
+    EvaluationError
+        If the evaluation fails (the run's folder is left as it was).
     """
     X, info = load_data(run.config) if data is None else data
     old = run.report
@@ -228,9 +267,15 @@ def reevaluate(run, data=None) -> Comparison:
     spec = spectrum(stats.cov)
     grid = np.asarray(old["betas"], dtype=np.float64)
     note = old.get("grid", "the run's grid")
-    report = build_report(
-        run.models, stats, info, run.config, grid, grid_note=note, device=old["device"],
-        spectrum=spec,
-    )  # fmt: skip
+    try:
+        report = build_report(
+            run.models, stats, info, run.config, grid, grid_note=note, device=old["device"],
+            spectrum=spec,
+        )  # fmt: skip
+    except Exception as error:  # the run's own report and weights stay as they are
+        raise EvaluationError(
+            f"the evaluation of {run.folder} failed: {_one_line(error)}",
+            Comparison(run.config, run.models, old),
+        ) from error
     report["regenerated_from"] = str(run.folder)
     return Comparison(run.config, run.models, report)

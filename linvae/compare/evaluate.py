@@ -24,12 +24,14 @@ from linvae.analytic import (
 from linvae.mrvae.model import LinearMRVAE
 
 #: A loss below the analytic optimum by more than this (relative to max(1, |optimum|)) is
-#: impossible for a linear VAE: it means a bug, and :func:`excess_loss` raises.
+#: impossible for a linear VAE: the evaluation lost precision or is wrong, and
+#: :func:`excess_loss` raises.
 EXCESS_TOLERANCE = 1e-9
 
 
 class BelowOptimumError(RuntimeError):
-    """A model's exact loss lies below the analytic optimum beyond round-off: a bug."""
+    """A model's exact loss lies below the analytic optimum beyond round-off: an evaluation
+    or round-off problem (no linear VAE can beat the optimum)."""
 
 
 def exact_terms(model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarray) -> Terms:
@@ -85,14 +87,19 @@ def loss_above_constant(terms: dict, betas) -> np.ndarray:
     return 0.5 * np.asarray(terms["squared_error"]) + as_betas(betas) * np.asarray(terms["rate"])
 
 
-def excess_loss(loss, optimum_loss, tolerance: float = EXCESS_TOLERANCE) -> np.ndarray:
+def excess_loss(
+    loss, optimum_loss, tolerance: float = EXCESS_TOLERANCE, *, betas=None, model="the model"
+) -> np.ndarray:
     """``loss − optimum_loss``, shape (m,), which must be ≥ 0 up to round-off.
+
+    ``betas`` (m,) and ``model`` (a name) only make the error message concrete.
 
     Raises
     ------
     BelowOptimumError
         If some entry is below ``−tolerance · max(1, |optimum|)``: a linear VAE cannot beat
-        the global optimum, so the model, its evaluation or the optimum is wrong.
+        the global optimum, so the evaluation lost precision (round-off) or is wrong. One
+        line with the numbers.
     """
     loss = np.asarray(loss, dtype=np.float64)
     optimum_loss = np.asarray(optimum_loss, dtype=np.float64)
@@ -100,10 +107,13 @@ def excess_loss(loss, optimum_loss, tolerance: float = EXCESS_TOLERANCE) -> np.n
     floor = -tolerance * np.maximum(1.0, np.abs(optimum_loss))
     if np.any(excess < floor):
         worst = int(np.argmin(excess - floor))
+        where = f"entry {worst}" if betas is None else f"β = {float(np.ravel(betas)[worst]):.6g}"
         raise BelowOptimumError(
-            f"loss {loss[worst]!r} is below the analytic optimum {optimum_loss[worst]!r} by "
-            f"{-excess[worst]:.3g} (entry {worst}): a bug in the model, its evaluation or "
-            "the optimum"
+            f"{model}'s exact loss at {where} is {float(loss[worst])!r}, below the analytic "
+            f"optimum {float(optimum_loss[worst])!r} by {float(-excess[worst]):.3g}, more than "
+            f"round-off allows ({float(-floor[worst]):.3g}); no linear VAE can beat the "
+            "optimum, so this is an evaluation or round-off problem (e.g. a covariance near "
+            "singular), not a better model"
         )
     return excess
 

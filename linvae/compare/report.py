@@ -53,6 +53,82 @@ def _finite_or_none(value: float):
     return value if math.isfinite(value) else None
 
 
+def _trained(result) -> dict:
+    """What a model's training did, as the report records it."""
+    return {
+        "train_seconds": result.seconds,
+        "steps": result.steps,
+        "polish_seconds": result.polish_seconds,
+        "polish_evaluations": result.polish_evaluations,
+        "final_train_loss": _finite_or_none(result.final_loss),
+        "interrupted": result.interrupted,
+    }
+
+
+def training_record(
+    models: TrainedModels, info, config: CompareConfig, grid, *, grid_note: str, device: str
+) -> dict:
+    """The report of a comparison before its evaluation: what was trained, how, on what.
+
+    What :func:`build_report` adds the exact evaluation to. Saved alone (with
+    ``"evaluation_error"``) when the evaluation fails, so that the trained models are kept
+    and ``--from-run`` can evaluate them again.
+
+    Parameters
+    ----------
+    models : TrainedModels
+    info : DatasetInfo
+    config : CompareConfig
+    grid : ndarray of shape (m,)
+        The evaluation grid of β.
+    grid_note : str
+    device : str
+
+    Returns
+    -------
+    dict
+        JSON-ready: every key of report.json but the evaluated ones (``analytic``, the
+        curves and terms of the models, ``summary``).
+    """
+    betas = np.asarray(grid, dtype=np.float64)
+    return {
+        "linvae_version": linvae.__version__,
+        "versions": versions(),
+        "git_revision": _io.git_revision(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config.resolved().to_dict(),
+        "dataset": {
+            "name": info.name,
+            "n": info.n,
+            "d": info.d,
+            "source": info.source,
+            "argument": config.dataset,
+        },
+        "latent": config.latent,
+        "betas": betas,
+        "grid": grid_note,
+        "mrvae": {**_trained(models.mrvae_result), "config": models.mrvae.config()},
+        "beta_vae": [
+            {
+                "beta": baseline.beta,
+                "train_seconds": baseline.result.seconds,
+                "steps": baseline.result.steps,
+                "final_train_loss": _finite_or_none(baseline.result.final_loss),
+            }
+            for baseline in models.baselines
+        ],
+        "training": {
+            "recipe": config.recipe,
+            **train_config(config, info.n, betas).to_dict(),
+            "beta_range": list(config.beta_range_for(betas)),
+        },
+        "device": device,
+        "seed": config.seed,
+        "partial": models.partial,
+        "diverged": models.diverged,
+    }
+
+
 def build_report(
     models: TrainedModels,
     stats,
@@ -90,7 +166,13 @@ def build_report(
     Returns
     -------
     dict
-        JSON-ready (numpy arrays allowed); ``summary`` holds the headline numbers.
+        JSON-ready (numpy arrays allowed): :func:`training_record` with the evaluation;
+        ``summary`` holds the headline numbers.
+
+    Raises
+    ------
+    BelowOptimumError
+        If a model's exact loss lies below the optimum beyond round-off.
     """
     from linvae.analytic import as_spectrum
 
@@ -98,20 +180,16 @@ def build_report(
     mean, cov = stats.mean, stats.cov
     spec = as_spectrum(cov if spectrum is None else spectrum)
     betas = np.asarray(grid, dtype=np.float64)
+    record = training_record(models, info, config, betas, grid_note=grid_note, device=device)
     analytic = evaluate.analytic_curve(spec, k, betas)
     mr = evaluate.evaluate_model(models.mrvae, mean, cov, betas)
-    mr["excess"] = evaluate.excess_loss(mr["loss"], analytic["loss"])
+    mr["excess"] = evaluate.excess_loss(
+        mr["loss"], analytic["loss"], betas=betas, model="the MR-VAE"
+    )
     mr["excess_per_beta"] = mr["excess"] / betas
-    result = models.mrvae_result
     mr_report = {
         **mr,
-        "train_seconds": result.seconds,
-        "steps": result.steps,
-        "polish_seconds": result.polish_seconds,
-        "polish_evaluations": result.polish_evaluations,
-        "final_train_loss": _finite_or_none(result.final_loss),
-        "interrupted": result.interrupted,
-        "config": models.mrvae.config(),
+        **record["mrvae"],
         "response": evaluate.response_functions(models.mrvae, spec, k, betas),
     }
     floors = evaluate.representation_floors(
@@ -126,15 +204,22 @@ def build_report(
         own = np.array([baseline.beta for baseline in models.baselines])
         optimum_own = evaluate.analytic_curve(spec, k, own)
         mr_own = evaluate.evaluate_model(models.mrvae, mean, cov, own)
-        at_excess = evaluate.excess_loss(mr_own["loss"], optimum_own["loss"])
+        at_excess = evaluate.excess_loss(
+            mr_own["loss"], optimum_own["loss"], betas=own, model="the MR-VAE"
+        )
         mr_report["at_baseline_betas"] = {
             "betas": own,
             "excess": at_excess,
             "excess_per_beta": at_excess / own,
         }
-        for baseline, optimum_loss in zip(models.baselines, optimum_own["loss"], strict=True):
+        for baseline, optimum_loss, trained in zip(
+            models.baselines, optimum_own["loss"], record["beta_vae"], strict=True
+        ):
             terms = evaluate.exact_terms(baseline.model, baseline.beta, mean, cov)
-            excess = float(evaluate.excess_loss([terms.loss], [optimum_loss])[0])
+            excess = evaluate.excess_loss(
+                [terms.loss], [optimum_loss], betas=[baseline.beta], model="the β-VAE"
+            )
+            excess = float(excess[0])
             baseline_reports.append(
                 {
                     "beta": baseline.beta,
@@ -143,40 +228,17 @@ def build_report(
                     "loss": terms.loss,
                     "excess": excess,
                     "excess_per_beta": excess / baseline.beta,
-                    "train_seconds": baseline.result.seconds,
-                    "steps": baseline.result.steps,
-                    "final_train_loss": _finite_or_none(baseline.result.final_loss),
+                    **{key: value for key, value in trained.items() if key != "beta"},
                 }
             )
-    report = {
-        "linvae_version": linvae.__version__,
-        "versions": versions(),
-        "git_revision": _io.git_revision(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": config.resolved().to_dict(),
-        "dataset": {
-            "name": info.name,
-            "n": info.n,
-            "d": info.d,
-            "source": info.source,
-            "argument": config.dataset,
-        },
-        "latent": k,
-        "betas": betas,
-        "grid": grid_note,
-        "analytic": analytic,
-        "mrvae": mr_report,
-        "beta_vae": baseline_reports,
-        "training": {
-            "recipe": config.recipe,
-            **train_config(config, info.n, betas).to_dict(),
-            "beta_range": list(config.beta_range_for(betas)),
-        },
-        "device": device,
-        "seed": config.seed,
-        "partial": models.partial,
-        "diverged": models.diverged,
-    }
+    report = {}
+    for key, value in record.items():
+        if key == "mrvae":
+            report["analytic"] = analytic
+            value = mr_report
+        elif key == "beta_vae":
+            value = baseline_reports
+        report[key] = value
     report["summary"] = summarise(report)
     return report
 
@@ -284,8 +346,38 @@ def _threads_and_compile(report: dict) -> str:
     return f" ({config['threads']} torch thread(s), compile `{config['compile']}`)"
 
 
+def _setting_lines(report: dict) -> list:
+    """The report's data and training, a bullet each (before the grid's)."""
+    data = report["dataset"]
+    return [
+        f"- Data: **{data['name']}**, n = {data['n']}, d = {data['d']}; latent k = "
+        f"{report['latent']}.",
+        f"- Training: {_training_line(report)}",
+        f"- Device `{report['device']}`{_threads_and_compile(report)}, seed {report['seed']}, "
+        f"linvae {report['linvae_version']} (git {report.get('git_revision') or 'unknown'}).",
+    ]
+
+
+def _unevaluated_markdown(report: dict) -> str:
+    """report.md of a run whose models were trained and saved but whose evaluation failed."""
+    lines = [
+        "# linvae.compare: one MR-VAE and β-VAEs against the exact optimum",
+        "",
+        f"> **Not evaluated**: the evaluation after training failed: "
+        f"{report['evaluation_error']}. The trained weights are saved in this folder; "
+        "`python -m linvae.compare --from-run` on it evaluates them again.",
+        "",
+        *_setting_lines(report),
+        f"- Grid: {len(report['betas'])} values of β ({report.get('grid', 'log-spaced')}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def render_markdown(report: dict) -> str:
     """The human summary of a report.json, with its figures embedded (rendered from JSON only)."""
+    if report.get("evaluation_error"):
+        return _unevaluated_markdown(report)
     s = report["summary"]
     data = report["dataset"]
     units = report.get("units", {})
@@ -310,15 +402,13 @@ def render_markdown(report: dict) -> str:
             "",
         ]
     betas = report["betas"]
+    settings = _setting_lines(report)
     lines += [
-        f"- Data: **{data['name']}**, n = {data['n']}, d = {data['d']}; latent k = "
-        f"{report['latent']}.",
+        settings[0],
         f"- Grid: {len(betas)} values of β from {_fmt(betas[0])} to {_fmt(betas[-1])} "
         f"({report.get('grid', 'log-spaced')}); losses in nats per example, distortion "
         "including d/2·log 2π.",
-        f"- Training: {_training_line(report)}",
-        f"- Device `{report['device']}`{_threads_and_compile(report)}, seed {report['seed']}, "
-        f"linvae {report['linvae_version']} (git {report.get('git_revision') or 'unknown'}).",
+        *settings[1:],
         "",
         "## Excess loss over the analytic optimum",
         "",

@@ -370,7 +370,8 @@ def save_run(folder, report: dict, models: TrainedModels, formats=("png",)) -> d
     """Write a run: the weights, then report.json and report.md, then the figures.
 
     The record comes before the figures: a run stopped while drawing still has its report
-    and can be re-rendered with ``--from-run``.
+    and can be re-rendered with ``--from-run``. A report whose evaluation failed
+    (``"evaluation_error"``) has no figures.
 
     Returns
     -------
@@ -385,15 +386,17 @@ def save_run(folder, report: dict, models: TrainedModels, formats=("png",)) -> d
             [baseline.model for baseline in models.baselines],
             betas=[baseline.beta for baseline in models.baselines],
         )
+    evaluated = "evaluation_error" not in report  # else the weights and how they were trained
     report["files"] = {
         "weights": MRVAE_WEIGHTS,
         "baseline_weights": BASELINE_WEIGHTS if models.baselines else None,
-        "figures": figure_files(report, formats),
+        "figures": figure_files(report, formats) if evaluated else {},
         "markdown": REPORT_MARKDOWN,
     }
     write_json(folder / REPORT_JSON, report)
     atomic_write_text(folder / REPORT_MARKDOWN, render_markdown(report))
-    write_figures(report, folder, formats)
+    if evaluated:
+        write_figures(report, folder, formats)
     return report["files"]
 
 
