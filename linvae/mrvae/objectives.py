@@ -34,11 +34,16 @@ class LossTerms(NamedTuple):
         Per example (sampled) or per β (exact), nats.
     distortion : Tensor of shape (n,)
         Including ``d/2 log 2π``, nats.
+    squared_error : Tensor of shape (n,)
+        ``‖x − x̂‖²`` (sampled) or ``E‖x − x̂‖²`` (exact): ``distortion = d/2 log 2π +
+        squared_error / 2``, formed without the constant, so that it keeps its digits where
+        it is small beside it (data of tiny spread), as :class:`linvae.analytic.Terms` has it.
     """
 
     loss: torch.Tensor
     rate: torch.Tensor
     distortion: torch.Tensor
+    squared_error: torch.Tensor
 
 
 def sampled_loss(
@@ -66,11 +71,10 @@ def sampled_loss(
     rate = 0.5 * torch.sum(
         -log_variance + mean**2 + torch.exp(log_variance) - 1.0, dim=-1
     )  # eq. 14
-    distortion = 0.5 * model.d * LOG_2PI + 0.5 * torch.sum(
-        (x - reconstruction) ** 2, dim=-1
-    )  # eq. 15
+    squared_error = torch.sum((x - reconstruction) ** 2, dim=-1)
+    distortion = 0.5 * model.d * LOG_2PI + 0.5 * squared_error  # eq. 15
     loss = torch.mean(distortion + torch.exp(log_beta) * rate)
-    return LossTerms(loss, rate, distortion)
+    return LossTerms(loss, rate, distortion, squared_error)
 
 
 def _ungated(gate) -> bool:
@@ -113,7 +117,7 @@ def _terms(log_beta, log_c, ESEt, offset, DtD, ESD, gap, cov) -> LossTerms:
     )
     distortion = 0.5 * cov.shape[0] * LOG_2PI + 0.5 * residual  # eqs. 17–18
     loss = torch.mean(distortion + torch.exp(log_beta) * rate)
-    return LossTerms(loss, rate, distortion)
+    return LossTerms(loss, rate, distortion, residual)
 
 
 def exact_loss(
