@@ -183,8 +183,9 @@ def build_report(
     record = training_record(models, info, config, betas, grid_note=grid_note, device=device)
     analytic = evaluate.analytic_curve(spec, k, betas)
     mr = evaluate.evaluate_model(models.mrvae, mean, cov, betas)
+    above = evaluate.loss_above_constant  # the excess keeps its digits for data of tiny spread
     mr["excess"] = evaluate.excess_loss(
-        mr["loss"], analytic["loss"], betas=betas, model="the MR-VAE"
+        above(mr, betas), above(analytic, betas), betas=betas, model="the MR-VAE"
     )
     mr["excess_per_beta"] = mr["excess"] / betas
     mr_report = {
@@ -205,7 +206,7 @@ def build_report(
         optimum_own = evaluate.analytic_curve(spec, k, own)
         mr_own = evaluate.evaluate_model(models.mrvae, mean, cov, own)
         at_excess = evaluate.excess_loss(
-            mr_own["loss"], optimum_own["loss"], betas=own, model="the MR-VAE"
+            above(mr_own, own), above(optimum_own, own), betas=own, model="the MR-VAE"
         )
         mr_report["at_baseline_betas"] = {
             "betas": own,
@@ -213,11 +214,14 @@ def build_report(
             "excess_per_beta": at_excess / own,
         }
         for baseline, optimum_loss, trained in zip(
-            models.baselines, optimum_own["loss"], record["beta_vae"], strict=True
+            models.baselines, above(optimum_own, own), record["beta_vae"], strict=True
         ):
             terms = evaluate.exact_terms(baseline.model, baseline.beta, mean, cov)
             excess = evaluate.excess_loss(
-                [terms.loss], [optimum_loss], betas=[baseline.beta], model="the β-VAE"
+                [0.5 * terms.squared_error + baseline.beta * terms.rate],
+                [optimum_loss],
+                betas=[baseline.beta],
+                model="the β-VAE",
             )
             excess = float(excess[0])
             baseline_reports.append(
@@ -225,6 +229,7 @@ def build_report(
                     "beta": baseline.beta,
                     "rate": terms.rate,
                     "distortion": terms.distortion,
+                    "squared_error": terms.squared_error,
                     "loss": terms.loss,
                     "excess": excess,
                     "excess_per_beta": excess / baseline.beta,
@@ -445,7 +450,15 @@ def render_markdown(report: dict) -> str:
         }
         for baseline, mr_excess in zip(report["beta_vae"], at["excess"], strict=True):
             rate = float(rate_in(baseline["rate"], rate_unit))
-            distortion = float(distortion_in(baseline["distortion"], d, distortion_unit))
+            distortion = float(
+                distortion_in(
+                    baseline["distortion"],
+                    d,
+                    distortion_unit,
+                    units.get("peak", 1.0),
+                    squared_error=baseline.get("squared_error"),
+                )
+            )
             lines.append(
                 f"| {_fmt(baseline['beta'])} | {_fmt(rate)} | "
                 f"{_fmt(distortion, 6)} | {_fmt(baseline['loss'], 6)} | "

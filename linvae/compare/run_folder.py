@@ -139,7 +139,7 @@ REPORT_SCHEMA = {
         "figures?": "object",
         "markdown?": "str",
     },
-    "units?": {"rate?": "str", "distortion?": "str", "excess?": "str"},
+    "units?": {"rate?": "str", "distortion?": "str", "excess?": "str", "peak?": "positive"},
     "warnings?": _List("str"),
 }
 
