@@ -1,7 +1,8 @@
 """One MR-VAE on data as users bring them: every scale, units that differ, every rank.
 
 ``python -m benchmarks.any_data [--cases NAME,...] [--steps N] [--polish N] [--lr LR]
-[--beta-weight flat|inverse] [--beta-power P] [--whiten-decoder] [--threads N] [--out DIR]``
+[--beta-weight flat|inverse] [--beta-power P] [--whiten-decoder] [--own-thresholds]
+[--plain-polish] [--threads N] [--out DIR]``
 
 Each case is a data set as it comes, trained by linvae's default recipe with no other
 setting (``LatentMRVAE`` over the full grid's training range) and evaluated exactly on the
@@ -19,7 +20,8 @@ the feature-scale warning (if any) and the wall time. The cases:
 - ``decades12``: a Gaussian whose spectrum spans 12 decades (d = 16, k = 8);
 - ``patches784``: 60000 28×28 patches, k = 32 (only when named).
 
-``--lr``, ``--beta-weight``, ``--beta-power`` and ``--whiten-decoder`` change one setting
+``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--own-thresholds``
+and ``--plain-polish`` change one setting
 of the recipe (:class:`linvae.mrvae.recipe.RecipeConfig`), to measure what it buys.
 
 Writes ``any_data.json`` and ``any_data.md`` into ``--out``; each case is printed as it ends.
@@ -163,6 +165,12 @@ def main(argv=None):
     p.add_argument("--beta-weight", choices=BETA_WEIGHTS, default=RecipeConfig().beta_weight)
     p.add_argument("--beta-power", type=float, default=RecipeConfig().beta_power)
     p.add_argument("--whiten-decoder", action="store_true", default=False)
+    p.add_argument(
+        "--own-thresholds", action="store_true", help="a threshold per gate, not one per latent"
+    )
+    p.add_argument(
+        "--plain-polish", action="store_true", help="the polish not preconditioned per latent"
+    )
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/benchmarks/any_data")
@@ -175,6 +183,8 @@ def main(argv=None):
         beta_weight=options.beta_weight,
         beta_power=options.beta_power,
         whiten_decoder=options.whiten_decoder,
+        shared_thresholds=not options.own_thresholds,
+        precondition_polish=not options.plain_polish,
     )
     torch.set_num_threads(options.threads)
     start, rows = time.perf_counter(), []
