@@ -13,7 +13,10 @@ import numpy as np
 import scipy.linalg
 
 #: Two eigenvalues closer than this times the largest count as a tie (scipy's ``_PSD``
-#: round-off cutoff, the one ``linvae.analytic.spectrum`` uses).
+#: round-off cutoff, the one ``linvae.analytic.spectrum`` uses). The same cutoff tells an
+#: eigenvalue from β: a computed eigenvalue is off by a few ``ε·λ₁`` (eigh's backward
+#: error), so ``λ = β`` can come back as ``β ± ulp`` and a strict ``λ > β`` would let the
+#: BLAS kernel decide whether water-filling activates it.
 TIE_TOLERANCE = 1e6 * np.finfo(np.float64).eps
 
 
@@ -23,7 +26,10 @@ class Geometry(NamedTuple):
     Attributes
     ----------
     n_active : int
-        Latents water-filling activates: ``#{i ≤ k : λ_i > β}``.
+        Latents water-filling activates: ``#{i ≤ k : λ_i − β > 1e6·ε·λ₁}``. An eigenvalue
+        within round-off of β (the tie cutoff ``TIE_TOLERANCE · λ₁``) is not told from
+        ``λ = β``, where water-filling shuts the latent (rate ``½ log(λ/β) = 0``); counting
+        it by a strict ``λ > β`` would depend on the BLAS kernel's last bits.
     reference_dim : int
         Dimension of the principal subspace the angles are measured against: ``n_active``,
         or, when a tie straddles its boundary, the end of the tied block.
@@ -67,11 +73,12 @@ def decoder_geometry(D, spec, beta):
     d, k = D.shape
     eigvals = spec.eigvals
     top = eigvals[: min(k, d)]
-    n_active = int(np.count_nonzero(top > beta))
+    tie = TIE_TOLERANCE * max(float(eigvals[0]), 0.0)
+    # λ = β is a tie with β: decided by the same round-off cutoff, not by the last bits
+    n_active = int(np.count_nonzero(top - beta > tie))
     optimal = np.zeros(k)
     optimal[: top.shape[0]] = np.sqrt(np.maximum(top - beta, 0.0))
 
-    tie = TIE_TOLERANCE * max(float(eigvals[0]), 0.0)
     reference_dim = n_active
     ambiguous = False
     if 0 < n_active < d and eigvals[n_active - 1] - eigvals[n_active] <= tie:
