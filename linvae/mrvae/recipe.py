@@ -5,8 +5,10 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
 
 - **Model**: :class:`linvae.mrvae.model.LatentMRVAE`, one σ_D gate per latent on the
   encoder and the decoder and a hinge on the posterior variance, slopes 1 in η: Theorem 1's
-  joint construction, so the optimum is in the family (floor 0) and each latent keeps a
-  threshold of its own. Thresholds start by the density below.
+  joint construction, so the optimum is in the family (floor 0). Each latent's three gates
+  are trained with one threshold ξ_j, as the optimum has them (ξ_j = log λ_j): products of
+  gates are then ``max(0, 1 − e^{η−ξ_j})`` or its square, without the diverging derivative
+  of two σ_D gates at different thresholds. Thresholds start by the density below.
 - **Objective**: the exact expected loss (eqs. 14–18, :func:`exact_loss`) at
   ``betas_per_step`` β a step, η = log lo + (log hi − log lo) u^p, u one per stratum of
   [0, 1], jittered: more β where more latents are active. The floor being 0, any positive
@@ -21,12 +23,15 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
   already isotropic (its noise is), so one global scale is its whole preconditioner
   (``whiten_decoder`` trains ``D₂ = L V`` instead, measured worse). Thresholds and the
   variance's ρ are in log units, relative to the range.
-- **Objective in a scale-free unit**: the loss minus ``d/2·log 2π`` over ``scale²``
-  (``beta_weight="flat"``), or the Lagrangian ``R + D/β`` (``"inverse"``).
+- **Objective in a scale-free unit**: the loss minus ``d/2·log 2π`` (formed without the
+  constant) over ``scale²`` (``"flat"``, Adam's), or the Lagrangian ``R + D/β``
+  (``"inverse"``, the polish's: the unit of excess/β).
 - **Initialisation**: ``V`` with unit columns (``D₂`` of the data's own scale), ``b = m``.
 - **Optimiser**: Adam, warm-up then cosine decay; after each step the σ_D gates are kept
   open on the bottom 5 % of the range (a gate shut on the whole range has no gradient);
-  then L-BFGS (strong Wolfe) on a fixed quadrature of the same density.
+  then L-BFGS (strong Wolfe) on a fixed quadrature of the same density, each latent's
+  parameters scaled by the root of its encoder row's curvature (the diagonal of the
+  encoder's K-FAC output factor, ``DᵀD + lo``, read from the model after Adam).
 
 Training reads the data's mean and covariance and the β range, nothing else: never the
 analytic optimum, its eigenvectors or eigenvalues. The range comes from the user's grid
@@ -35,6 +40,7 @@ analytic optimum, its eigenvectors or eigenvalues. The range comes from the user
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -105,6 +111,11 @@ class RecipeConfig:
         L-BFGS iterations after Adam (0: none).
     polish_nodes : int, default 64
         The polish's fixed quadrature: the midpoints of as many strata of u, same density.
+    polish_weight : {"inverse", "flat"}, default "inverse"
+        ``beta_weight`` of the polish. "inverse" minimises the mean excess/β over the
+        quadrature, the unit the recipe is judged in; in the data's unit ("flat") the
+        small β, where the last latents open, weigh β times less (measured:
+        docs/results.md, "Any data").
     min_open : float, default 0.05
         After each Adam step every σ_D gate of a :class:`LatentMRVAE` is kept open on this
         bottom share of the log range (:meth:`LatentMRVAE.keep_open`): a gate shut on the
@@ -139,6 +150,7 @@ class RecipeConfig:
     beta_weight: str = "flat"
     polish_iterations: int = 1000
     polish_nodes: int = 64
+    polish_weight: str = "inverse"
     min_open: float = 0.05
     shared_thresholds: bool = True
     precondition_polish: bool = True
@@ -154,6 +166,7 @@ class RecipeConfig:
             "beta_power": as_positive(self.beta_power, "beta_power"),
             "decoder_init": as_choice(self.decoder_init, "decoder_init", ("data", "model")),
             "beta_weight": as_choice(self.beta_weight, "beta_weight", BETA_WEIGHTS),
+            "polish_weight": as_choice(self.polish_weight, "polish_weight", BETA_WEIGHTS),
             "polish_iterations": as_int(self.polish_iterations, "polish_iterations", minimum=0),
             "polish_nodes": as_int(self.polish_nodes, "polish_nodes", minimum=1),
             "min_open": as_fraction(self.min_open, "min_open"),
@@ -380,7 +393,7 @@ def train_recipe(
             model.decoder2.copy_(L @ V)
             model.bias.copy_(mean + scale * b_free)
 
-    def loss_at(log_beta):
+    def loss_at(log_beta, weight=config.beta_weight):
         terms = exact_loss(
             model,
             log_beta,
@@ -392,7 +405,7 @@ def train_recipe(
         )
         # the distortion less d/2·log 2π, formed without it: all its digits at any scale
         half_error = 0.5 * terms.squared_error
-        if config.beta_weight == "inverse":  # R + D/β, nats of rate: scale-free
+        if weight == "inverse":  # R + D/β, nats of rate: scale-free
             return torch.mean(terms.rate + half_error * torch.exp(-log_beta))
         return torch.mean(half_error + torch.exp(log_beta) * terms.rate) / scale**2
 
@@ -421,16 +434,17 @@ def train_recipe(
                 else torch.zeros(1, dtype=torch.float64)
             )
             nodes = log_betas(u)
+            polish_loss = functools.partial(loss_at, weight=config.polish_weight)
             if config.precondition_polish:
                 with torch.no_grad():  # h_j = (‖D₂ e_j‖² + lo)/scale², the model unchanged
                     root_h = (((L @ V).square().sum(0) + lo) / scale**2).sqrt()
                     W.mul_(root_h.unsqueeze(1))
                     row_scale.copy_(root_h.unsqueeze(1))
                 evaluations, final, interrupted = _preconditioned_polish(
-                    config, model, trained, loss_at, nodes, guard, root_h
+                    config, model, trained, polish_loss, nodes, guard, root_h
                 )
             else:
-                evaluations, final, interrupted = _polish(config, params, loss_at, nodes, guard)
+                evaluations, final, interrupted = _polish(config, params, polish_loss, nodes, guard)
         polish_seconds = time.perf_counter() - polish_start
         write_model()
     finally:
