@@ -587,3 +587,17 @@ def test_parse_betas():
     for text in ("0:1:3", "1:2", "a,b", "1:2:0", "-1,2"):
         with pytest.raises(ValueError, match="betas must be"):
             parse_betas(text)
+
+
+@pytest.mark.parametrize("ulps", [-100, -1, 0, 1, 100])
+def test_an_eigenvalue_within_round_off_of_beta_opens_no_latent(ulps):
+    """λ₂ = β ± a few ulp of λ₁ is β: its latent shuts (rate ½ log(λ/β) = 0), whatever the
+    last bits an eigensolver gives; 1e7 ulp above it, the latent opens."""
+    from linvae.analytic import active_latents
+
+    eps = np.finfo(np.float64).eps
+    beta = 0.5
+    counts = active_latents([2.0, beta + ulps * eps * 2.0, 0.1], 3, [beta, 0.05, 3.0])
+    np.testing.assert_array_equal(counts, [1, 3, 0])
+    assert active_latents([2.0, beta + 1e7 * eps * 2.0, 0.1], 3, [beta])[0] == 2
+    assert active_latents([2.0, 1.0, 0.5], 1, [0.01])[0] == 1  # never more than k

@@ -33,7 +33,7 @@ from ._optimum import (
     encoder_optimum,
     optimum,
 )
-from ._spectrum import as_spectrum, numerical_rank, rank, spectrum
+from ._spectrum import active_latents, as_spectrum, numerical_rank, rank, spectrum
 from ._types import Curve, Gradients, LinearVAEParams, Moments, Spectrum, Terms
 from ._units import (
     DISTORTION_UNITS,
@@ -61,6 +61,7 @@ __all__ = [
     "Moments",
     "Spectrum",
     "Terms",
+    "active_latents",
     "as_spectrum",
     "best_response",
     "beta_grid",

@@ -3,7 +3,14 @@
 import numpy as np
 import scipy.linalg
 
-from .._checks import as_covariance, as_float_array, check_psd, psd_tolerance
+from .._checks import (
+    as_betas,
+    as_covariance,
+    as_float_array,
+    as_latent_size,
+    check_psd,
+    psd_tolerance,
+)
 from ._moments import _resolve_device
 from ._types import Spectrum
 
@@ -71,6 +78,32 @@ def numerical_rank(eigvals) -> int:
     """
     eigvals = check_psd(as_float_array(eigvals, "eigvals", ndim=1), "eigvals")
     return int(np.count_nonzero(eigvals > psd_tolerance(eigvals)))
+
+
+def active_latents(eigvals, k, betas) -> np.ndarray:
+    """How many latents reverse water-filling opens at each β: ``#{i ≤ k : λ_i − β > τ}``.
+
+    ``τ = 1e6·ε·max|λ|`` (:func:`numerical_rank`'s cutoff): an eigenvalue within round-off
+    of β is β, where its latent shuts (rate ½ log(λ/β) = 0), so the count does not flip
+    with the last bits of an eigendecomposition.
+
+    Parameters
+    ----------
+    eigvals : array_like of shape (d,)
+        Eigenvalues of the covariance, descending, >= 0 up to round-off.
+    k : int
+        Latent size.
+    betas : array_like of shape (m,)
+
+    Returns
+    -------
+    ndarray of int, shape (m,)
+    """
+    eigvals = check_psd(as_float_array(eigvals, "eigvals", ndim=1), "eigvals")
+    k = as_latent_size(k)
+    betas = as_betas(betas)
+    top = eigvals[:k, None]
+    return np.count_nonzero(top - betas[None, :] > psd_tolerance(eigvals), axis=0)
 
 
 def rank(spectrum_):

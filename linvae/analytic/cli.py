@@ -32,7 +32,7 @@ from .._io import (
 )
 from ._curve import DEFAULT_GRID, DEFAULT_LATENT, beta_grid, rate_distortion
 from ._moments import moments
-from ._spectrum import rank, spectrum
+from ._spectrum import active_latents, rank, spectrum
 from ._units import (
     DISTORTION_LABELS,
     DISTORTION_UNITS,
@@ -112,7 +112,7 @@ def curve_record(info, n, d, k, data_rank, betas, curve, eigvals, seconds, units
         "rate": rate,
         "distortion": distortion,
         "loss": curve.loss,
-        "active_latents": np.count_nonzero(eigvals[:k, None] > betas[None, :], axis=0),
+        "active_latents": active_latents(eigvals, k, betas),
         "eigenvalues": eigvals,
         "seconds": seconds,
     }

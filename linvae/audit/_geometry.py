@@ -12,6 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
+from linvae.analytic import active_latents
+
 #: Two eigenvalues closer than this times the largest count as a tie (scipy's ``_PSD``
 #: round-off cutoff, the one ``linvae.analytic.spectrum`` uses). The same cutoff tells an
 #: eigenvalue from β: a computed eigenvalue is off by a few ``ε·λ₁`` (eigh's backward
@@ -75,7 +77,7 @@ def decoder_geometry(D, spec, beta):
     top = eigvals[: min(k, d)]
     tie = TIE_TOLERANCE * max(float(eigvals[0]), 0.0)
     # λ = β is a tie with β: decided by the same round-off cutoff, not by the last bits
-    n_active = int(np.count_nonzero(top - beta > tie))
+    n_active = int(active_latents(eigvals, k, [beta])[0])
     optimal = np.zeros(k)
     optimal[: top.shape[0]] = np.sqrt(np.maximum(top - beta, 0.0))
 
