@@ -264,6 +264,10 @@ def test_an_evaluation_that_fails_after_training_still_saves_the_weights(
     report = json.loads((out / "report.json").read_text())
     assert "below the analytic optimum" in report["evaluation_error"]
     assert "the evaluation after training failed" in (out / "report.md").read_text()
+    from linvae.compare.display import ExcessDisplay
+
+    with pytest.raises(ValueError, match="evaluation failed after training.*--from-run"):
+        ExcessDisplay.from_run(out)  # no curves to draw: one line, not a KeyError
     monkeypatch.undo()  # the weights were kept: --from-run evaluates them again
     assert cli.main(["--from-run", str(out), "--quiet"]) == 0
     report = json.loads((out / "report.json").read_text())

@@ -106,9 +106,9 @@ class RateDistortionDisplay:
     @classmethod
     def from_run(cls, path):
         """The curves of a run folder (its report.json)."""
-        from .report import read_json
+        from .report import read_evaluated
 
-        return cls.from_report(read_json(Path(path) / "report.json"))
+        return cls.from_report(read_evaluated(Path(path) / "report.json"))
 
     def add_curve(self, label, rate, distortion):
         """Add a model evaluated along β (nats per example); returns the display."""
@@ -208,9 +208,9 @@ class ExcessDisplay:
 
     @classmethod
     def from_run(cls, path, *, floor: bool = False):
-        from .report import read_json
+        from .report import read_evaluated
 
-        return cls.from_report(read_json(Path(path) / "report.json"), floor=floor)
+        return cls.from_report(read_evaluated(Path(path) / "report.json"), floor=floor)
 
     def plot(self, ax=None, *, unit: str = "nats"):
         """Draw on log axes (values ≤ 1e-8 at 1e-8); returns the display with ``lines_``.
@@ -282,9 +282,9 @@ class ResponseDisplay:
 
     @classmethod
     def from_run(cls, path):
-        from .report import read_json
+        from .report import read_evaluated
 
-        return cls.from_report(read_json(Path(path) / "report.json"))
+        return cls.from_report(read_evaluated(Path(path) / "report.json"))
 
     def plot(self, axes=None):
         """Draw into two axes (a new figure of two when None); returns the display."""

@@ -44,6 +44,18 @@ def read_json(path) -> dict:
     return read_report(path)
 
 
+def read_evaluated(path) -> dict:
+    """:func:`read_json` of a run whose models were evaluated; ValueError (one line) for
+    one whose evaluation failed after training (it says ``evaluation_error``)."""
+    report = read_json(path)
+    if "evaluation_error" in report:
+        raise ValueError(
+            f"{path} holds a run whose evaluation failed after training, so it has no curves "
+            "to show: python -m linvae.compare --from-run FOLDER evaluates its weights again"
+        )
+    return report
+
+
 def versions() -> dict:
     """Versions of python, numpy, scipy, torch and linvae."""
     return _io.versions(torch=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from linvae._io import atomic_write_text, write_json
-from linvae.analytic._curve import MAX_GRID_POINTS
+from linvae.analytic import MAX_GRID_POINTS
 from linvae.mrvae.checkpoint import CheckpointError, load_legacy, load_models, save_models
 from linvae.mrvae.train import TrainResult
 
