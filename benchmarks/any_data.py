@@ -1,7 +1,7 @@
 """One MR-VAE on data as users bring them: every scale, units that differ, every rank.
 
 ``python -m benchmarks.any_data [--cases NAME,...] [--steps N] [--polish N] [--lr LR]
-[--beta-weight flat|inverse] [--beta-power P] [--whiten-decoder] [--own-thresholds]
+[--beta-weight flat|inverse] [--beta-power P] [--whiten-decoder] [--shared-thresholds]
 [--plain-polish] [--threads N] [--out DIR]``
 
 Each case is a data set as it comes, trained by linvae's default recipe with no other
@@ -20,7 +20,7 @@ the feature-scale warning (if any) and the wall time. The cases:
 - ``decades12``: a Gaussian whose spectrum spans 12 decades (d = 16, k = 8);
 - ``patches784``: 60000 28×28 patches, k = 32 (only when named).
 
-``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--own-thresholds``
+``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--shared-thresholds``
 and ``--plain-polish`` change one setting
 of the recipe (:class:`linvae.mrvae.recipe.RecipeConfig`), to measure what it buys.
 
@@ -166,7 +166,7 @@ def main(argv=None):
     p.add_argument("--beta-power", type=float, default=RecipeConfig().beta_power)
     p.add_argument("--whiten-decoder", action="store_true", default=False)
     p.add_argument(
-        "--own-thresholds", action="store_true", help="a threshold per gate, not one per latent"
+        "--shared-thresholds", action="store_true", help="one threshold per latent, not per gate"
     )
     p.add_argument(
         "--plain-polish", action="store_true", help="the polish not preconditioned per latent"
@@ -183,7 +183,7 @@ def main(argv=None):
         beta_weight=options.beta_weight,
         beta_power=options.beta_power,
         whiten_decoder=options.whiten_decoder,
-        shared_thresholds=not options.own_thresholds,
+        shared_thresholds=options.shared_thresholds,
         precondition_polish=not options.plain_polish,
     )
     torch.set_num_threads(options.threads)

@@ -19,8 +19,8 @@ are), and the training wall time. The rows (:data:`ROWS`):
   (the latents' thresholds started uniform in log β), ``model-decoder-scale`` (the
   decoder's initial scale kept), ``gates-free`` (σ_D gates not kept open at the bottom),
   ``grid-range`` (trained on the grid's range, its bottom not halved), ``no-polish``,
-  ``own-thresholds`` (a threshold per gate, not one per latent), ``plain-polish`` (the
-  polish not preconditioned per latent): the recipe with that one part taken out.
+  ``plain-polish`` (the polish not preconditioned per latent): the recipe with that one
+  part taken out; ``shared-thresholds``: one threshold per latent, a part not taken in.
 
 Writes ``changes.json`` and ``changes.md`` into ``--out``; each row is printed as it ends.
 Single runs (one seed): wall times carry the machine's load.
@@ -61,7 +61,7 @@ ROWS = {
     "gates-free": "the recipe, σ_D gates not kept open at the bottom of the range",
     "grid-range": "the recipe trained on the grid's range (its bottom not halved)",
     "no-polish": "the recipe without the L-BFGS polish",
-    "own-thresholds": "the recipe, each gate of a latent with a threshold of its own",
+    "shared-thresholds": "the recipe, one threshold per latent for its three gates",
     "plain-polish": "the recipe, the L-BFGS polish not preconditioned per latent",
 }
 
@@ -71,7 +71,7 @@ _RECIPE_CHANGES = {
     "model-decoder-scale": {"decoder_init": "model"},
     "gates-free": {"min_open": 0.0},
     "no-polish": {"polish_iterations": 0},
-    "own-thresholds": {"shared_thresholds": False},
+    "shared-thresholds": {"shared_thresholds": True},
     "plain-polish": {"precondition_polish": False},
 }
 

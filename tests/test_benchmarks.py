@@ -62,14 +62,14 @@ def test_recipe_phases_follows_one_model_through_adam_and_the_polish(tmp_path, c
 
 def test_any_data_reports_both_units_and_the_collapsed_latents(tmp_path, capsys):
     argv = ["--cases", "lowrank,wine-k6", "--steps", "50", "--polish", "20", "--lr", "0.05",
-            "--beta-weight", "inverse", "--whiten-decoder", "--own-thresholds", "--plain-polish",
+            "--beta-weight", "inverse", "--whiten-decoder", "--shared-thresholds", "--plain-polish",
             "--out", str(tmp_path)]  # fmt: skip
     assert any_data.main(argv) == 0
     written = json.loads((tmp_path / "any_data.json").read_text())
     # each one-setting flag reaches the recipe
     assert written["config"]["lr"] == 0.05 and written["config"]["beta_weight"] == "inverse"
     assert written["config"]["whiten_decoder"] and written["config"]["polish_iterations"] == 20
-    assert not written["config"]["shared_thresholds"]
+    assert written["config"]["shared_thresholds"]
     assert not written["config"]["precondition_polish"]
     lowrank, wine = written["rows"]
     # rank 3 in d = 10 with k = 5: two latents collapsed, the grid above round-off

@@ -178,3 +178,36 @@ def test_continuing_a_trained_model_starts_from_it(small):
     for old, new in zip(before, [model.params_at(beta) for beta in (0.05, 1.0)], strict=True):
         for a, b in zip(old, new, strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
+
+
+def test_the_polish_leaves_no_gate_shut_on_the_whole_range():
+    """Latents beyond the rank are worthless, so the loss shuts their gates; after each
+    L-BFGS run of the polish the σ_D gates are kept open on the bottom ``min_open`` of the
+    range again, as after each Adam step, or such a latent is dead for good."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6))  # rank 2, k = 4
+    grid = full_grid(spectrum(moments(X).cov).eigvals, 4)
+    lo, hi = training_range(grid)
+    model = LatentMRVAE(6, 4, beta_range=(lo, hi), seed=0)
+    config = RecipeConfig(steps=30, polish_iterations=200, polish_rounds=4)
+    train_recipe(model, X, config)
+    floor = math.log(lo) + config.min_open * (math.log(hi) - math.log(lo))
+    for gate in (model.encoder2_gate, model.decoder1_gate):
+        thresholds = (gate.input_center - gate.bias).detach().numpy()
+        assert thresholds.min() >= floor - 1e-12
+
+
+@pytest.mark.parametrize("weight", ["flat", "inverse", "both"])
+def test_every_polish_weight_is_free_of_the_data_scale(weight):
+    """The polish's objective in each weighting trains the scaled model on scaled data."""
+    X, _ = load("gaussian", n=200, eigvals=[2.0, 0.5, 0.1], seed=0)
+    config = RecipeConfig(steps=20, polish_iterations=20, polish_weight=weight)
+    models = []
+    for a in (1.0, 1e3):
+        grid = full_grid(spectrum(moments(a * X).cov).eigvals, 2)
+        model = LatentMRVAE(3, 2, beta_range=training_range(grid), seed=0)
+        train_recipe(model, a * X, config)
+        models.append((model, grid))
+    (one, grid), (scaled, _) = models
+    p, q = one.params_at(grid[3]), scaled.params_at(1e6 * grid[3])
+    np.testing.assert_allclose(q.D / 1e3, p.D, rtol=1e-6, atol=1e-9 * np.abs(p.D).max())

@@ -5,10 +5,8 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
 
 - **Model**: :class:`linvae.mrvae.model.LatentMRVAE`, one σ_D gate per latent on the
   encoder and the decoder and a hinge on the posterior variance, slopes 1 in η: Theorem 1's
-  joint construction, so the optimum is in the family (floor 0). Each latent's three gates
-  are trained with one threshold ξ_j, as the optimum has them (ξ_j = log λ_j): products of
-  gates are then ``max(0, 1 − e^{η−ξ_j})`` or its square, without the diverging derivative
-  of two σ_D gates at different thresholds. Thresholds start by the density below.
+  joint construction, so the optimum is in the family (floor 0) and each latent keeps a
+  threshold per gate (``shared_thresholds`` ties them, as the optimum has them). Thresholds start by the density below.
 - **Objective**: the exact expected loss (eqs. 14–18, :func:`exact_loss`) at
   ``betas_per_step`` β a step, η = log lo + (log hi − log lo) u^p, u one per stratum of
   [0, 1], jittered: more β where more latents are active. The floor being 0, any positive
@@ -25,11 +23,12 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
   variance's ρ are in log units, relative to the range.
 - **Objective in a scale-free unit**: the loss minus ``d/2·log 2π`` (formed without the
   constant) over ``scale²`` (``"flat"``, Adam's), or the Lagrangian ``R + D/β``
-  (``"inverse"``, the polish's: the unit of excess/β).
+  (``"inverse"``: the unit of excess/β), or their sum (``"both"``, the polish's).
 - **Initialisation**: ``V`` with unit columns (``D₂`` of the data's own scale), ``b = m``.
 - **Optimiser**: Adam, warm-up then cosine decay; after each step the σ_D gates are kept
   open on the bottom 5 % of the range (a gate shut on the whole range has no gradient);
-  then L-BFGS (strong Wolfe) on a fixed quadrature of the same density, each latent's
+  then L-BFGS (strong Wolfe, four runs, the gates kept open after each) on a fixed
+  quadrature of the same density, each latent's
   parameters scaled by the root of its encoder row's curvature (the diagonal of the
   encoder's K-FAC output factor, ``DᵀD + lo``, read from the model after Adam).
 
@@ -68,7 +67,7 @@ from .train import COMPILE_MODES, TrainResult, learning_rate_factor
 from .train import _Guard as Guard
 
 #: How the loss at each β is weighted in the recipe's objective (:class:`RecipeConfig`).
-BETA_WEIGHTS = ("inverse", "flat")
+BETA_WEIGHTS = ("inverse", "flat", "both")
 
 
 @dataclass(frozen=True)
@@ -102,31 +101,38 @@ class RecipeConfig:
     resume : bool, default False
         Continue training the model as it is (a trained model): its weights are kept, the
         encoder's included (``W = E₁ P⁻¹``, so ``W P = E₁``); ``decoder_init`` is ignored.
-    beta_weight : {"flat", "inverse"}, default "flat"
-        How the loss at each β enters the objective: "inverse", as ``L(β)/β = R + D/β``
+    beta_weight : {"flat", "inverse", "both"}, default "flat"
+        How the loss at each β enters Adam's objective: "inverse", as ``L(β)/β = R + D/β``
         (the Lagrangian in nats of rate, the unit of excess/β); "flat", as ``L(β)/scale²``
-        (the loss in the data's unit). Both are free of the data's scale; the floor being 0,
-        both have the same optimum.
+        (the loss in the data's unit); "both", their sum. All are free of the data's scale;
+        the floor being 0, all have the same optimum.
     polish_iterations : int, default 1000
         L-BFGS iterations after Adam (0: none).
     polish_nodes : int, default 64
         The polish's fixed quadrature: the midpoints of as many strata of u, same density.
-    polish_weight : {"inverse", "flat"}, default "inverse"
-        ``beta_weight`` of the polish. "inverse" minimises the mean excess/β over the
-        quadrature, the unit the recipe is judged in; in the data's unit ("flat") the
-        small β, where the last latents open, weigh β times less (measured:
-        docs/results.md, "Any data").
+    polish_weight : {"both", "inverse", "flat"}, default "both"
+        ``beta_weight`` of the polish. "both": the sum of the two, each scale-free: the
+        Lagrangian ("inverse", the mean excess/β over the quadrature) holds the small β,
+        where the last latents open and which the data's unit weighs β times less; the
+        data's unit ("flat") holds the large β, where excess/β is small but the excess in
+        nats is not (docs/results.md, "Any data").
+    polish_rounds : int, default 4
+        The polish's iterations in this many L-BFGS runs, the σ_D gates kept open
+        (``min_open``) after each: a gate the polish shut on the whole range opens again,
+        and each run starts a fresh curvature memory.
     min_open : float, default 0.05
         After each Adam step every σ_D gate of a :class:`LatentMRVAE` is kept open on this
         bottom share of the log range (:meth:`LatentMRVAE.keep_open`): a gate shut on the
         whole range has no gradient, its latent is dead for good. 0: not kept.
-    shared_thresholds : bool, default True
+    shared_thresholds : bool, default False
         Train one threshold ξ_j per latent of a :class:`LatentMRVAE` for its three gates
         (encoder, covariance, decoder), as the optimum has them (``ξ_j = log λ_j``, eqs.
         36–39): every product of gates is then ``max(0, 1 − e^{η−ξ_j})`` or its square,
         without the diverging derivative of ``σ_D(η − a) σ_D(η − b)``, ``a ≠ b``. The model
         keeps three (equal) thresholds, so it is an ordinary :class:`LatentMRVAE`. With
-        ``resume``, shared only where the model's three already agree.
+        ``resume``, shared only where the model's three already agree. Not the default:
+        at d = 784 it leaves 9 of 32 latents dead at the bottom of the grid (2.29
+        excess/β), though it is the better choice on small tabular sets (docs/results.md).
     precondition_polish : bool, default True
         Before the L-BFGS polish, scale each latent's encoder row by the diagonal of the
         encoder's K-FAC output factor, ``h_j = (‖D₂ e_j‖² + lo)/scale²`` (``DᵀD + β`` at
@@ -150,9 +156,10 @@ class RecipeConfig:
     beta_weight: str = "flat"
     polish_iterations: int = 1000
     polish_nodes: int = 64
-    polish_weight: str = "inverse"
+    polish_weight: str = "both"
+    polish_rounds: int = 4
     min_open: float = 0.05
-    shared_thresholds: bool = True
+    shared_thresholds: bool = False
     precondition_polish: bool = True
     seed: int = 0
     compile: str = "none"
@@ -169,6 +176,7 @@ class RecipeConfig:
             "polish_weight": as_choice(self.polish_weight, "polish_weight", BETA_WEIGHTS),
             "polish_iterations": as_int(self.polish_iterations, "polish_iterations", minimum=0),
             "polish_nodes": as_int(self.polish_nodes, "polish_nodes", minimum=1),
+            "polish_rounds": as_int(self.polish_rounds, "polish_rounds", minimum=1),
             "min_open": as_fraction(self.min_open, "min_open"),
             "seed": as_seed(self.seed),
             "compile": as_choice(self.compile, "compile", COMPILE_MODES),
@@ -405,9 +413,11 @@ def train_recipe(
         )
         # the distortion less d/2·log 2π, formed without it: all its digits at any scale
         half_error = 0.5 * terms.squared_error
-        if weight == "inverse":  # R + D/β, nats of rate: scale-free
-            return torch.mean(terms.rate + half_error * torch.exp(-log_beta))
-        return torch.mean(half_error + torch.exp(log_beta) * terms.rate) / scale**2
+        lagrangian = torch.mean(terms.rate + half_error * torch.exp(-log_beta))  # R + D/β
+        if weight == "inverse":  # nats of rate: scale-free
+            return lagrangian
+        in_data_units = torch.mean(half_error + torch.exp(log_beta) * terms.rate) / scale**2
+        return in_data_units if weight == "flat" else lagrangian + in_data_units
 
     def log_betas(u):
         return (log_lo + (log_hi - log_lo) * u**config.beta_power).to(dtype).to(device)
@@ -440,11 +450,21 @@ def train_recipe(
                     root_h = (((L @ V).square().sum(0) + lo) / scale**2).sqrt()
                     W.mul_(root_h.unsqueeze(1))
                     row_scale.copy_(root_h.unsqueeze(1))
-                evaluations, final, interrupted = _preconditioned_polish(
-                    config, model, trained, polish_loss, nodes, guard, root_h
-                )
-            else:
-                evaluations, final, interrupted = _polish(config, params, polish_loss, nodes, guard)
+            per_round = -(-config.polish_iterations // config.polish_rounds)
+            for _ in range(config.polish_rounds):
+                if config.precondition_polish:
+                    count, final, interrupted = _preconditioned_polish(
+                        per_round, model, trained, polish_loss, nodes, guard, root_h
+                    )
+                else:
+                    count, final, interrupted = _polish(
+                        per_round, params, polish_loss, nodes, guard
+                    )
+                evaluations += count
+                if interrupted:
+                    break
+                if keep_open:  # a gate the polish shut on the whole range opens again
+                    model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
         polish_seconds = time.perf_counter() - polish_start
         write_model()
     finally:
@@ -508,7 +528,7 @@ def _adam(config, optimizer, step_loss, log_betas, generator, warmup, guard, pro
     return TrainResult(done, time.perf_counter() - start, False, loss_read)
 
 
-def _preconditioned_polish(config, model, trained, loss_at, nodes, guard, root_h):
+def _preconditioned_polish(iterations, model, trained, loss_at, nodes, guard, root_h):
     """The polish with every per-latent parameter of latent j (its thresholds, its ρ_j)
     trained as ``√h_j`` times itself, as its encoder row already is; the model's tensors
     are put back (the polish's or, if it fails, the ones it started from)."""
@@ -542,14 +562,14 @@ def _preconditioned_polish(config, model, trained, loss_at, nodes, guard, root_h
     polish_guard.loss = guard.loss
     params = [*trained.values(), *scaled.values(), *others]
     try:
-        return _polish(config, params, scaled_loss, nodes, polish_guard)
+        return _polish(iterations, params, scaled_loss, nodes, polish_guard)
     finally:
         with torch.no_grad():
             for name, p in per_latent.items():
                 p.copy_(scaled[name] / root_h)
 
 
-def _polish(config, params, loss_at, nodes, guard):
+def _polish(iterations, params, loss_at, nodes, guard):
     """L-BFGS on the fixed quadrature; returns (loss evaluations, final loss, interrupted).
 
     Ctrl-C, or a line search that leaves the loss non-finite, puts back the weights the
@@ -557,7 +577,7 @@ def _polish(config, params, loss_at, nodes, guard):
     """
     before = guard.snapshot()
     lbfgs = torch.optim.LBFGS(
-        params, lr=1.0, max_iter=config.polish_iterations, history_size=50,
+        params, lr=1.0, max_iter=iterations, history_size=50,
         line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15,
     )  # fmt: skip
     evaluations = 0
