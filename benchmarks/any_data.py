@@ -1,8 +1,9 @@
 """One MR-VAE on data as users bring them: every scale, units that differ, every rank.
 
 ``python -m benchmarks.any_data [--cases NAME,...] [--steps N] [--polish N] [--lr LR]
-[--beta-weight flat|inverse] [--beta-power P] [--whiten-decoder] [--shared-thresholds]
-[--plain-polish] [--threads N] [--out DIR]``
+[--beta-weight flat|inverse|both] [--beta-power P] [--whiten-decoder] [--shared-thresholds]
+[--plain-polish] [--polish-weight both|inverse|flat] [--polish-rounds N] [--threads N]
+[--out DIR]``
 
 Each case is a data set as it comes, trained by linvae's default recipe with no other
 setting (``LatentMRVAE`` over the full grid's training range) and evaluated exactly on the
@@ -21,7 +22,7 @@ the feature-scale warning (if any) and the wall time. The cases:
 - ``patches784``: 60000 28×28 patches, k = 32 (only when named).
 
 ``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--shared-thresholds``
-and ``--plain-polish`` change one setting
+``--plain-polish``, ``--polish-weight`` and ``--polish-rounds`` change one setting
 of the recipe (:class:`linvae.mrvae.recipe.RecipeConfig`), to measure what it buys.
 
 Writes ``any_data.json`` and ``any_data.md`` into ``--out``; each case is printed as it ends.
@@ -171,6 +172,8 @@ def main(argv=None):
     p.add_argument(
         "--plain-polish", action="store_true", help="the polish not preconditioned per latent"
     )
+    p.add_argument("--polish-weight", choices=BETA_WEIGHTS, default=RecipeConfig().polish_weight)
+    p.add_argument("--polish-rounds", type=positive_int, default=RecipeConfig().polish_rounds)
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/benchmarks/any_data")
@@ -185,6 +188,8 @@ def main(argv=None):
         whiten_decoder=options.whiten_decoder,
         shared_thresholds=options.shared_thresholds,
         precondition_polish=not options.plain_polish,
+        polish_weight=options.polish_weight,
+        polish_rounds=options.polish_rounds,
     )
     torch.set_num_threads(options.threads)
     start, rows = time.perf_counter(), []

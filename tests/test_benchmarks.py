@@ -63,6 +63,7 @@ def test_recipe_phases_follows_one_model_through_adam_and_the_polish(tmp_path, c
 def test_any_data_reports_both_units_and_the_collapsed_latents(tmp_path, capsys):
     argv = ["--cases", "lowrank,wine-k6", "--steps", "50", "--polish", "20", "--lr", "0.05",
             "--beta-weight", "inverse", "--whiten-decoder", "--shared-thresholds", "--plain-polish",
+            "--polish-weight", "flat", "--polish-rounds", "2",
             "--out", str(tmp_path)]  # fmt: skip
     assert any_data.main(argv) == 0
     written = json.loads((tmp_path / "any_data.json").read_text())
@@ -71,6 +72,7 @@ def test_any_data_reports_both_units_and_the_collapsed_latents(tmp_path, capsys)
     assert written["config"]["whiten_decoder"] and written["config"]["polish_iterations"] == 20
     assert written["config"]["shared_thresholds"]
     assert not written["config"]["precondition_polish"]
+    assert written["config"]["polish_weight"] == "flat" and written["config"]["polish_rounds"] == 2
     lowrank, wine = written["rows"]
     # rank 3 in d = 10 with k = 5: two latents collapsed, the grid above round-off
     assert lowrank["collapsed"] == 2 and lowrank["optimum_live_at_bottom"] == 3
