@@ -328,6 +328,22 @@ def _fmt(value, digits=4):
     return "—" if value is None else f"{value:.{digits}g}"
 
 
+def _polish_words(train: dict) -> str:
+    """The L-BFGS polish as the report's settings have it (older reports lack the newer
+    settings and say only the iterations)."""
+    words = f"{train['polish_iterations']} L-BFGS iterations"
+    rounds = train.get("polish_rounds", 1)
+    if rounds > 1:
+        words += f" in {rounds} runs (the gates kept open after each)"
+    weight = train.get("polish_weight")
+    if weight is not None:
+        unit = {"inverse": "R + D/β", "flat": "the loss", "both": "R + D/β plus the loss"}
+        words += f" on {unit.get(weight, weight)}"
+    if train.get("precondition_polish"):
+        words += ", preconditioned per latent"
+    return words
+
+
 def _training_line(report: dict) -> str:
     """One sentence on how the models were trained, from the report's recipe and settings."""
     train, config = report["training"], report["mrvae"]["config"]
@@ -342,9 +358,9 @@ def _training_line(report: dict) -> str:
             f"scale (scale-covariant: data aX train the model of X scaled), Adam lr "
             f"{_fmt(train['lr'])} in those units over "
             f"{train['steps']} steps ({train['warmup_fraction']:.0%} warm-up, cosine decay), "
-            f"then {train['polish_iterations']} L-BFGS iterations; the β-VAEs alike, each at "
-            "its β, without gates. Training reads the data's mean and covariance and the β "
-            "range, never the analytic optimum."
+            f"then {_polish_words(train)}; the β-VAEs alike, each at its β, without gates. "
+            "Training reads the data's mean and covariance and the β range, never the "
+            "analytic optimum."
         )
     return (
         f"objective `{train['objective']}`, {train['steps']} steps per model, batch "
