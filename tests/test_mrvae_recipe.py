@@ -211,3 +211,33 @@ def test_every_polish_weight_is_free_of_the_data_scale(weight):
     (one, grid), (scaled, _) = models
     p, q = one.params_at(grid[3]), scaled.params_at(1e6 * grid[3])
     np.testing.assert_allclose(q.D / 1e3, p.D, rtol=1e-6, atol=1e-9 * np.abs(p.D).max())
+
+
+def test_a_polish_whose_line_search_ends_in_nan_puts_back_the_weights_it_started_from(
+    monkeypatch,
+):
+    """torch's L-BFGS returns the loss it started from, so its return value cannot tell a
+    line search that left NaN weights behind: the polish checks the loss at its end."""
+    X, _ = load("gaussian", n=200, eigvals=[2.0, 0.5, 0.1], seed=0)
+    grid = full_grid(spectrum(moments(X).cov).eigvals, 2)
+
+    def trained(polish_iterations):
+        model = LatentMRVAE(3, 2, beta_range=training_range(grid), seed=0)
+        train_recipe(model, X, RecipeConfig(steps=10, polish_iterations=polish_iterations))
+        return model
+
+    unpolished = trained(0)
+
+    def poisoned_step(self, closure):
+        loss = closure()
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.fill_(math.nan)
+        return loss  # finite: what L-BFGS returns
+
+    monkeypatch.setattr(torch.optim.LBFGS, "step", poisoned_step)
+    polished = trained(8)
+    for name, tensor in polished.state_dict().items():
+        assert torch.isfinite(tensor).all(), name
+        np.testing.assert_allclose(tensor, unpolished.state_dict()[name], rtol=1e-12, atol=1e-15)

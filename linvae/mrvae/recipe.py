@@ -591,11 +591,13 @@ def _polish(iterations, params, loss_at, nodes, guard):
         return value
 
     try:
-        final = float(lbfgs.step(closure).detach())
+        lbfgs.step(closure)  # returns the loss it started from, not the one it ends at
+        with torch.no_grad():
+            final = float(loss_at(nodes))
     except KeyboardInterrupt:
         guard.load(before)
         return evaluations, guard.loss, True
-    if not math.isfinite(final):
-        guard.load(before)
+    if not (math.isfinite(final) and all(bool(torch.isfinite(p).all()) for p in params)):
+        guard.load(before)  # a line search that went to inf or NaN: the weights before it
         return evaluations, guard.loss, False
     return evaluations, final, False
