@@ -1,7 +1,7 @@
 """One MR-VAE on data as users bring them: every scale, units that differ, every rank.
 
 ``python -m benchmarks.any_data [--cases NAME,...] [--steps N] [--polish N] [--lr LR]
-[--beta-weight flat|inverse|both] [--beta-power P] [--whiten-decoder] [--shared-thresholds]
+[--beta-weight flat|inverse|both] [--beta-power P] [--whiten-decoder] [--share-thresholds-from F|none]
 [--plain-polish] [--polish-weight both|inverse|flat] [--polish-rounds N] [--threads N]
 [--out DIR]``
 
@@ -21,7 +21,7 @@ the feature-scale warning (if any) and the wall time. The cases:
 - ``decades12``: a Gaussian whose spectrum spans 12 decades (d = 16, k = 8);
 - ``patches784``: 60000 28×28 patches, k = 32 (only when named).
 
-``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--shared-thresholds``
+``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--share-thresholds-from``
 ``--plain-polish``, ``--polish-weight`` and ``--polish-rounds`` change one setting
 of the recipe (:class:`linvae.mrvae.recipe.RecipeConfig`), to measure what it buys.
 
@@ -31,6 +31,7 @@ Writes ``any_data.json`` and ``any_data.md`` into ``--out``; each case is printe
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
@@ -152,6 +153,19 @@ def markdown(rows, header):
     return "\n".join(lines) + "\n"
 
 
+def _fraction_or_none(text):
+    """A share in [0, 1], or "none"."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or none, got {text!r}")
+    return value
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.any_data", description=__doc__)
     p.add_argument(
@@ -167,7 +181,10 @@ def main(argv=None):
     p.add_argument("--beta-power", type=float, default=RecipeConfig().beta_power)
     p.add_argument("--whiten-decoder", action="store_true", default=False)
     p.add_argument(
-        "--shared-thresholds", action="store_true", help="one threshold per latent, not per gate"
+        "--share-thresholds-from",
+        type=_fraction_or_none,
+        default=RecipeConfig().share_thresholds_from,
+        help="share of Adam's steps after which a latent's gates share one threshold (none: never)",
     )
     p.add_argument(
         "--plain-polish", action="store_true", help="the polish not preconditioned per latent"
@@ -186,7 +203,7 @@ def main(argv=None):
         beta_weight=options.beta_weight,
         beta_power=options.beta_power,
         whiten_decoder=options.whiten_decoder,
-        shared_thresholds=options.shared_thresholds,
+        share_thresholds_from=options.share_thresholds_from,
         precondition_polish=not options.plain_polish,
         polish_weight=options.polish_weight,
         polish_rounds=options.polish_rounds,

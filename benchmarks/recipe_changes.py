@@ -19,8 +19,9 @@ are), and the training wall time. The rows (:data:`ROWS`):
   (the latents' thresholds started uniform in log β), ``model-decoder-scale`` (the
   decoder's initial scale kept), ``gates-free`` (σ_D gates not kept open at the bottom),
   ``grid-range`` (trained on the grid's range, its bottom not halved), ``no-polish``,
-  ``plain-polish`` (the polish not preconditioned per latent): the recipe with that one
-  part taken out; ``shared-thresholds``: one threshold per latent, a part not taken in.
+  ``plain-polish`` (the polish not preconditioned per latent), ``own-thresholds`` (a
+  threshold per gate throughout): the recipe with that one part taken out;
+  ``shared-from-start``: one threshold per latent from the first Adam step.
 
 Writes ``changes.json`` and ``changes.md`` into ``--out``; each row is printed as it ends.
 Single runs (one seed): wall times carry the machine's load.
@@ -61,7 +62,8 @@ ROWS = {
     "gates-free": "the recipe, σ_D gates not kept open at the bottom of the range",
     "grid-range": "the recipe trained on the grid's range (its bottom not halved)",
     "no-polish": "the recipe without the L-BFGS polish",
-    "shared-thresholds": "the recipe, one threshold per latent for its three gates",
+    "own-thresholds": "the recipe, a threshold per gate throughout (never one per latent)",
+    "shared-from-start": "the recipe, one threshold per latent from the first step",
     "plain-polish": "the recipe, the L-BFGS polish not preconditioned per latent",
 }
 
@@ -71,7 +73,8 @@ _RECIPE_CHANGES = {
     "model-decoder-scale": {"decoder_init": "model"},
     "gates-free": {"min_open": 0.0},
     "no-polish": {"polish_iterations": 0},
-    "shared-thresholds": {"shared_thresholds": True},
+    "own-thresholds": {"share_thresholds_from": None},
+    "shared-from-start": {"share_thresholds_from": 0.0},
     "plain-polish": {"precondition_polish": False},
 }
 

@@ -62,7 +62,7 @@ def test_recipe_phases_follows_one_model_through_adam_and_the_polish(tmp_path, c
 
 def test_any_data_reports_both_units_and_the_collapsed_latents(tmp_path, capsys):
     argv = ["--cases", "lowrank,wine-k6", "--steps", "50", "--polish", "20", "--lr", "0.05",
-            "--beta-weight", "inverse", "--whiten-decoder", "--shared-thresholds", "--plain-polish",
+            "--beta-weight", "inverse", "--whiten-decoder", "--share-thresholds-from", "none", "--plain-polish",
             "--polish-weight", "flat", "--polish-rounds", "2",
             "--out", str(tmp_path)]  # fmt: skip
     assert any_data.main(argv) == 0
@@ -70,7 +70,7 @@ def test_any_data_reports_both_units_and_the_collapsed_latents(tmp_path, capsys)
     # each one-setting flag reaches the recipe
     assert written["config"]["lr"] == 0.05 and written["config"]["beta_weight"] == "inverse"
     assert written["config"]["whiten_decoder"] and written["config"]["polish_iterations"] == 20
-    assert written["config"]["shared_thresholds"]
+    assert written["config"]["share_thresholds_from"] is None
     assert not written["config"]["precondition_polish"]
     assert written["config"]["polish_weight"] == "flat" and written["config"]["polish_rounds"] == 2
     lowrank, wine = written["rows"]

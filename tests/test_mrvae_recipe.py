@@ -241,3 +241,27 @@ def test_a_polish_whose_line_search_ends_in_nan_puts_back_the_weights_it_started
     for name, tensor in polished.state_dict().items():
         assert torch.isfinite(tensor).all(), name
         np.testing.assert_allclose(tensor, unpolished.state_dict()[name], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("share_from", [0.0, 0.5])
+def test_thresholds_shared_from_a_step_on_end_equal_in_tensors_of_their_own(small, share_from):
+    X, stats = small
+    grid = full_grid(spectrum(stats.cov).eigvals, 3)
+    model = LatentMRVAE(8, 3, beta_range=training_range(grid), seed=0)
+    config = RecipeConfig(steps=40, polish_iterations=10, share_thresholds_from=share_from)
+    train_recipe(model, X, config)
+    encoder, covariance, decoder = model.gate_modules()
+    for other in (covariance, decoder):
+        assert torch.equal(other.bias, encoder.bias)
+        assert other.bias.data_ptr() != encoder.bias.data_ptr()  # safetensors refuses shared
+    untied = LatentMRVAE(8, 3, beta_range=training_range(grid), seed=0)
+    train_recipe(
+        untied, X, RecipeConfig(steps=40, polish_iterations=10, share_thresholds_from=None)
+    )
+    assert not torch.equal(untied.encoder2_gate.bias, untied.decoder1_gate.bias)
+
+
+def test_share_thresholds_from_is_a_share_of_the_steps_or_none():
+    assert RecipeConfig(share_thresholds_from=None).share_thresholds_from is None
+    with pytest.raises(ValueError, match="share_thresholds_from"):
+        RecipeConfig(share_thresholds_from=1.5)

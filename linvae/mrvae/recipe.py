@@ -6,7 +6,8 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
 - **Model**: :class:`linvae.mrvae.model.LatentMRVAE`, one σ_D gate per latent on the
   encoder and the decoder and a hinge on the posterior variance, slopes 1 in η: Theorem 1's
   joint construction, so the optimum is in the family (floor 0) and each latent keeps a
-  threshold per gate (``shared_thresholds`` ties them, as the optimum has them). Thresholds start by the density below.
+  threshold per gate for the first quarter of Adam, then one threshold for its three gates,
+  as the optimum has them (``share_thresholds_from``). Thresholds start by the density below.
 - **Objective**: the exact expected loss (eqs. 14–18, :func:`exact_loss`) at
   ``betas_per_step`` β a step, η = log lo + (log hi − log lo) u^p, u one per stratum of
   [0, 1], jittered: more β where more latents are active. The floor being 0, any positive
@@ -124,15 +125,17 @@ class RecipeConfig:
         After each Adam step every σ_D gate of a :class:`LatentMRVAE` is kept open on this
         bottom share of the log range (:meth:`LatentMRVAE.keep_open`): a gate shut on the
         whole range has no gradient, its latent is dead for good. 0: not kept.
-    shared_thresholds : bool, default False
-        Train one threshold ξ_j per latent of a :class:`LatentMRVAE` for its three gates
-        (encoder, covariance, decoder), as the optimum has them (``ξ_j = log λ_j``, eqs.
-        36–39): every product of gates is then ``max(0, 1 − e^{η−ξ_j})`` or its square,
-        without the diverging derivative of ``σ_D(η − a) σ_D(η − b)``, ``a ≠ b``. The model
-        keeps three (equal) thresholds, so it is an ordinary :class:`LatentMRVAE`. With
-        ``resume``, shared only where the model's three already agree. Not the default:
-        at d = 784 it leaves 9 of 32 latents dead at the bottom of the grid (2.29
-        excess/β), though it is the better choice on small tabular sets (docs/results.md).
+    share_thresholds_from : float or None, default 0.25
+        After this share of Adam's steps, each latent's three gates (encoder, covariance,
+        decoder) of a :class:`LatentMRVAE` are trained with one threshold ξ_j, as the
+        optimum has them (``ξ_j = log λ_j``, eqs. 36–39), starting from the mean of its
+        encoder's and decoder's: every product of gates is then ``max(0, 1 − e^{η−ξ_j})``
+        or its square, without the diverging derivative of ``σ_D(η − a) σ_D(η − b)``,
+        ``a ≠ b``. Not from the start: while the latents' directions are still random a
+        shared threshold falls to the ``min_open`` floor and stays there (at d = 784, 28 of
+        32). 0: from the start; None: never. The model keeps three (equal) thresholds, an
+        ordinary :class:`LatentMRVAE`. With ``resume`` and no Adam steps, tied only where
+        the model's three already agree.
     precondition_polish : bool, default True
         Before the L-BFGS polish, scale each latent's encoder row by the diagonal of the
         encoder's K-FAC output factor, ``h_j = (‖D₂ e_j‖² + lo)/scale²`` (``DᵀD + β`` at
@@ -159,7 +162,7 @@ class RecipeConfig:
     polish_weight: str = "both"
     polish_rounds: int = 4
     min_open: float = 0.05
-    shared_thresholds: bool = False
+    share_thresholds_from: float | None = 0.25
     precondition_polish: bool = True
     seed: int = 0
     compile: str = "none"
@@ -178,11 +181,14 @@ class RecipeConfig:
             "polish_nodes": as_int(self.polish_nodes, "polish_nodes", minimum=1),
             "polish_rounds": as_int(self.polish_rounds, "polish_rounds", minimum=1),
             "min_open": as_fraction(self.min_open, "min_open"),
+            "share_thresholds_from": None
+            if self.share_thresholds_from is None
+            else as_fraction(self.share_thresholds_from, "share_thresholds_from"),
             "seed": as_seed(self.seed),
             "compile": as_choice(self.compile, "compile", COMPILE_MODES),
         }
         for name in (
-            "whiten", "whiten_decoder", "resume", "shared_thresholds", "precondition_polish"
+            "whiten", "whiten_decoder", "resume", "precondition_polish"
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -377,12 +383,13 @@ def train_recipe(
             else:  # "model": D₂ as the model has it
                 V0 = torch.linalg.solve_triangular(L, model.decoder2, upper=False)
             b0 = torch.zeros_like(mean)  # b = m, the decoder bias's optimum
-    shared = config.shared_thresholds and isinstance(model, LatentMRVAE) and beta is None
-    if shared and config.resume:  # never change the function a resumed model starts from
-        first, *others = (gate.bias for gate in model.gate_modules())
-        shared = all(torch.equal(first, other) for other in others)
-    if shared:
-        _share_thresholds(model)
+    shared, share_at = False, None  # share_at: the Adam step after which ξ_j are tied
+    if isinstance(model, LatentMRVAE) and beta is None and config.share_thresholds_from is not None:
+        if config.share_thresholds_from > 0 and config.steps > 0:
+            share_at = max(1, round(config.share_thresholds_from * config.steps))
+        elif not config.resume or _thresholds_agree(model):  # a resumed model: unchanged
+            _share_thresholds(model)
+            shared = True
     W, V, b_free = (torch.nn.Parameter(t.clone().contiguous()) for t in (W0, V0, b0))
     trained = {"encoder1": W, "decoder2": V, "bias": b_free}
     params = [*trained.values()]
@@ -428,12 +435,22 @@ def train_recipe(
     generator = torch.Generator().manual_seed(config.seed)
     keep_open = isinstance(model, LatentMRVAE) and beta is None and config.min_open > 0
     guard = Guard(model, extra=trained)
+    done = 0
+
+    def after_step():  # the projection after each Adam step, and the thresholds' tie
+        nonlocal done, shared
+        done += 1
+        if done == share_at:
+            _share_thresholds(model)
+            shared = True
+        if keep_open:
+            model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
+
     start = time.perf_counter()
     try:
         result = _adam(
             config, optimizer, step_loss, log_betas, generator, warmup, guard, progress,
-            lambda: model.keep_open(log_lo + config.min_open * (log_hi - log_lo)) if keep_open else None,
-            beta is not None, start,
+            after_step, beta is not None, start,
         )  # fmt: skip
         polish_start = time.perf_counter()
         evaluations, final, interrupted = 0, result.final_loss, result.interrupted
@@ -481,11 +498,19 @@ def train_recipe(
     )
 
 
+def _thresholds_agree(model: LatentMRVAE) -> bool:
+    first, *others = (gate.bias for gate in model.gate_modules())
+    return all(torch.equal(first, other) for other in others)
+
+
 def _share_thresholds(model: LatentMRVAE) -> None:
-    """Make the encoder's threshold tensor the covariance's and decoder's too (one ξ_j)."""
-    first, *others = model.gate_modules()
-    for gate in others:
-        gate.bias = first.bias
+    """One threshold tensor for the three gates of each latent (one ξ_j), at the mean of the
+    encoder's and the decoder's; the encoder's tensor, with its optimiser state, is kept."""
+    encoder, covariance, decoder = model.gate_modules()
+    with torch.no_grad():
+        encoder.bias.copy_(0.5 * (encoder.bias + decoder.bias))
+    covariance.bias = encoder.bias
+    decoder.bias = encoder.bias
 
 
 def _untie_thresholds(model: LatentMRVAE) -> None:
