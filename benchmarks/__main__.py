@@ -57,6 +57,7 @@ def sections(quick):
             ),
         )
     yield from training_sections(quick, cuda)
+    yield from step_ops_sections(quick, cuda)
     yield "The proofs", proofs_section()
 
 
@@ -89,6 +90,33 @@ def training_sections(quick, cuda):
             yield (
                 f"Training speed ({device.upper() if device == 'cpu' else 'GPU'})",
                 training.render_throughput(rows, cost, command, where),
+            )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def step_ops_sections(quick, cuda):
+    """Aten operations per step of linvae's recipe and its Adam's wall time (one thread)."""
+    import torch
+
+    from . import step_ops
+
+    sizes = [64] if quick else [64, 784]
+    steps = 300 if quick else 3000
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for device, modes in [("cpu", ["autograd", "fused", "compiled"])] + (
+            [("cuda", ["autograd", "fused", "graph"])] if cuda else []
+        ):
+            rows = step_ops.run(sizes, modes, 32, steps, 100, device)
+            command = (
+                f"python -m benchmarks.step_ops --sizes {','.join(map(str, sizes))} "
+                f"--steps {steps} --modes {','.join(modes)} --device {device}"
+            )
+            yield (
+                f"Operations per training step ({device.upper() if device == 'cpu' else 'GPU'})",
+                step_ops.render(rows, command, steps, device),
             )
     finally:
         torch.set_num_threads(threads)

@@ -25,6 +25,10 @@ step() {  # step NAME LIMIT COMMAND...: run it, log its status and wall time
   "$python" -c "import sys, torch; print(sys.version.split()[0], 'torch', torch.__version__, torch.cuda.get_device_name(0))"
 } >>"$log" 2>&1
 
+# first (issue 20's bar): aten operations (launches) per Adam step and the wall time of
+# 3000 steps, the autograd step against the fused one, eager and as CUDA graphs, each size
+step step-ops 900 "$python" -m benchmarks.step_ops --device cuda --sizes 64,784,3025 \
+    --modes autograd,fused,graph --out "$out/step_ops"
 step digits 600 "$python" -m linvae.compare --device cuda --out "$out/digits"
 step patches 900 "$python" -m linvae.compare --device cuda --dataset patches --n 60000 \
     --out "$out/patches"

@@ -2,7 +2,7 @@
 
 import json
 
-from benchmarks import any_data, compare_quality, recipe_changes, recipe_phases
+from benchmarks import any_data, compare_quality, recipe_changes, recipe_phases, step_ops
 
 TINY = ["--dataset", "gaussian", "--n", "500", "--latent", "2"]
 
@@ -81,3 +81,17 @@ def test_any_data_reports_both_units_and_the_collapsed_latents(tmp_path, capsys)
     table = (tmp_path / "any_data.md").read_text()
     assert table == capsys.readouterr().out.rstrip("\n") + "\n"
     assert "| lowrank |" in table and "| wine-k6 |" in table
+
+
+def test_step_ops_counts_the_operations_of_each_step_and_times_it(tmp_path, capsys):
+    argv = ["--sizes", "16", "--latent", "2", "--steps", "5", "--count-steps", "4",
+            "--modes", "autograd,fused", "--out", str(tmp_path)]  # fmt: skip
+    assert step_ops.main(argv) == 0
+    rows = json.loads((tmp_path / "step_ops.json").read_text())["rows"]
+    assert [(r["d"], r["mode"]) for r in rows] == [(16, "autograd"), (16, "fused")]
+    autograd, fused = rows
+    assert 0 < fused["ops_per_step"] < autograd["ops_per_step"]
+    assert all(r["seconds"] > 0 for r in rows)
+    table = (tmp_path / "step_ops.md").read_text()
+    assert table == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert "| 16 | 2 | fused |" in table

@@ -92,12 +92,14 @@ def test_the_beta_vae_trained_the_same_way_reaches_its_optimum(small):
     assert excess_loss(loss, rate_distortion(eigvals, 4, [beta]).loss).max() <= 0.01
 
 
-def test_an_interrupt_stops_before_the_polish_and_keeps_the_weights(small, monkeypatch):
-    from linvae.mrvae import recipe
+@pytest.mark.parametrize("step", ["fused", "autograd"])
+def test_an_interrupt_stops_before_the_polish_and_keeps_the_weights(small, monkeypatch, step):
+    from linvae.mrvae import _step, recipe
 
     X, _ = small
     calls = {"n": 0}
-    real = recipe.exact_loss
+    module, name = (_step, "objective_parts") if step == "fused" else (recipe, "exact_loss")
+    real = getattr(module, name)
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -105,9 +107,10 @@ def test_an_interrupt_stops_before_the_polish_and_keeps_the_weights(small, monke
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(recipe, "exact_loss", interrupted)
+    monkeypatch.setattr(module, name, interrupted)
     model = LatentMRVAE(X.shape[1], 2, beta_range=(0.01, 8.0))
-    result = train_recipe(model, X, RecipeConfig(steps=50), beta_range=(0.01, 8.0))
+    config = RecipeConfig(steps=50, step=step)
+    result = train_recipe(model, X, config, beta_range=(0.01, 8.0))
     assert result.interrupted and result.steps == 5 and result.polish_evaluations == 0
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -180,21 +183,38 @@ def test_continuing_a_trained_model_starts_from_it(small):
             np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-12)
 
 
-def test_the_polish_leaves_no_gate_shut_on_the_whole_range():
-    """Latents beyond the rank are worthless, so the loss shuts their gates; after each
-    L-BFGS run of the polish the σ_D gates are kept open on the bottom ``min_open`` of the
-    range again, as after each Adam step, or such a latent is dead for good."""
+def test_the_polish_keeps_gates_open_between_its_runs_and_shuts_worthless_latents_at_the_end():
+    """Latents beyond the rank are worthless, so the loss shuts their gates. Between the
+    L-BFGS runs of the polish the σ_D gates are kept open on the bottom ``min_open`` of the
+    range again, as after each Adam step (or a latent shut by one run is dead for good);
+    after the last run they are not, so the worthless latents end shut and pay no rate
+    at the range's bottom, while the live ones stay open above the floor."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6))  # rank 2, k = 4
     grid = full_grid(spectrum(moments(X).cov).eigvals, 4)
     lo, hi = training_range(grid)
     model = LatentMRVAE(6, 4, beta_range=(lo, hi), seed=0)
     config = RecipeConfig(steps=30, polish_iterations=200, polish_rounds=4)
-    train_recipe(model, X, config)
+    opened = []
+    original = LatentMRVAE.keep_open
+
+    def counted(self, log_beta_min):
+        opened.append(log_beta_min)
+        return original(self, log_beta_min)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LatentMRVAE, "keep_open", counted)
+        train_recipe(model, X, config)
+    assert len(opened) == config.steps + config.polish_rounds - 1
     floor = math.log(lo) + config.min_open * (math.log(hi) - math.log(lo))
-    for gate in (model.encoder2_gate, model.decoder1_gate):
-        thresholds = (gate.input_center - gate.bias).detach().numpy()
-        assert thresholds.min() >= floor - 1e-12
+    thresholds = np.sort((model.encoder2_gate.input_center - model.encoder2_gate.bias).detach())
+    assert thresholds[2:].min() >= floor  # the two live latents
+    assert thresholds[:2].max() < floor  # the two worthless ones, shut on the whole range
+    params = model.params_at(lo)
+    worthless = np.argsort(np.linalg.norm(params.D, axis=0))[:2]
+    assert np.abs(params.E[worthless]).max() == 0.0  # shut gates: the rows are exactly 0
+    c = params.c[worthless]
+    assert np.all(0.5 * (c - 1.0 - np.log(c)) <= 1e-15)  # their rate (eq. 14): none
 
 
 @pytest.mark.parametrize("weight", ["flat", "inverse", "both"])
