@@ -2,8 +2,8 @@
 
 ``python -m benchmarks.any_data [--cases NAME,...] [--steps N] [--polish N] [--lr LR]
 [--beta-weight flat|inverse|both] [--beta-power P] [--whiten-decoder] [--share-thresholds-from F|none]
-[--plain-polish] [--polish-weight both|inverse|flat] [--polish-rounds N] [--threads N]
-[--out DIR]``
+[--plain-polish] [--polish-weight both|inverse|flat] [--polish-rounds N] [--polish-ridge R]
+[--model-encoder-init] [--threads N] [--out DIR]``
 
 Each case is a data set as it comes, trained by linvae's default recipe with no other
 setting (``LatentMRVAE`` over the full grid's training range) and evaluated exactly on the
@@ -22,7 +22,8 @@ the feature-scale warning (if any) and the wall time. The cases:
 - ``patches784``: 60000 28×28 patches, k = 32 (only when named).
 
 ``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--share-thresholds-from``
-``--plain-polish``, ``--polish-weight`` and ``--polish-rounds`` change one setting
+``--plain-polish``, ``--polish-weight``, ``--polish-rounds``, ``--polish-ridge`` and
+``--model-encoder-init`` change one setting
 of the recipe (:class:`linvae.mrvae.recipe.RecipeConfig`), to measure what it buys.
 
 Writes ``any_data.json`` and ``any_data.md`` into ``--out``; each case is printed as it ends.
@@ -191,6 +192,17 @@ def main(argv=None):
     )
     p.add_argument("--polish-weight", choices=BETA_WEIGHTS, default=RecipeConfig().polish_weight)
     p.add_argument("--polish-rounds", type=positive_int, default=RecipeConfig().polish_rounds)
+    p.add_argument(
+        "--polish-ridge",
+        type=float,
+        default=RecipeConfig().polish_ridge,
+        help="the polish's whitening ridge, a share of Adam's (1: Adam's own)",
+    )
+    p.add_argument(
+        "--model-encoder-init",
+        action="store_true",
+        help="the encoder starts as the model has it, not filtered by the data",
+    )
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/benchmarks/any_data")
@@ -207,6 +219,8 @@ def main(argv=None):
         precondition_polish=not options.plain_polish,
         polish_weight=options.polish_weight,
         polish_rounds=options.polish_rounds,
+        polish_ridge=options.polish_ridge,
+        encoder_init="model" if options.model_encoder_init else "data",
     )
     torch.set_num_threads(options.threads)
     start, rows = time.perf_counter(), []

@@ -20,7 +20,9 @@ are), and the training wall time. The rows (:data:`ROWS`):
   decoder's initial scale kept), ``gates-free`` (σ_D gates not kept open at the bottom),
   ``grid-range`` (trained on the grid's range, its bottom not halved), ``no-polish``,
   ``plain-polish`` (the polish not preconditioned per latent), ``own-thresholds`` (a
-  threshold per gate throughout): the recipe with that one part taken out;
+  threshold per gate throughout), ``adam-ridge-polish`` (the polish whitened with Adam's
+  ridge), ``model-encoder-init`` (the encoder's start not filtered by the data): the
+  recipe with that one part taken out;
   ``shared-from-start``: one threshold per latent from the first Adam step.
 
 Writes ``changes.json`` and ``changes.md`` into ``--out``; each row is printed as it ends.
@@ -65,6 +67,8 @@ ROWS = {
     "own-thresholds": "the recipe, a threshold per gate throughout (never one per latent)",
     "shared-from-start": "the recipe, one threshold per latent from the first step",
     "plain-polish": "the recipe, the L-BFGS polish not preconditioned per latent",
+    "adam-ridge-polish": "the recipe, the polish whitened with Adam's ridge (not round-off's)",
+    "model-encoder-init": "the recipe, the encoder started as the model has it (unfiltered)",
 }
 
 _RECIPE_CHANGES = {
@@ -76,6 +80,8 @@ _RECIPE_CHANGES = {
     "own-thresholds": {"share_thresholds_from": None},
     "shared-from-start": {"share_thresholds_from": 0.0},
     "plain-polish": {"precondition_polish": False},
+    "adam-ridge-polish": {"polish_ridge": 1.0},
+    "model-encoder-init": {"encoder_init": "model"},
 }
 
 
