@@ -45,6 +45,11 @@ COMMANDS = {
         "linvae.proofs.cli",
         "Check every claim of appendix A (linear VAE, Theorem 1) and print verdicts.",
     ),
+    "scoreboard": (
+        "linvae.scoreboard.cli",
+        "Train every one-model rate-distortion method (MR-VAEs, YOTO, gain units, a β-VAE "
+        "bank) with both objectives at several budgets and score each exactly, against time.",
+    ),
 }
 
 
