@@ -13,6 +13,7 @@ from linvae.analytic import moments, rate_distortion, spectrum
 from linvae.compare import cli, run_folder, training
 from linvae.compare.report import REQUIRED_KEYS
 from linvae.data import load
+from linvae.mrvae import _step as step_module
 from linvae.mrvae import recipe as recipe_module
 from linvae.mrvae import train as train_module
 from linvae.mrvae.checkpoint import load_models
@@ -137,8 +138,9 @@ def test_interrupt_writes_a_partial_report(tmp_path, monkeypatch, recipe):
 
 @pytest.mark.parametrize("recipe", ["linvae", "paper"])
 def test_interrupt_during_the_mrvae_still_reports_it(tmp_path, monkeypatch, recipe):
+    # linvae's MR-VAE: Adam's fused step (linvae.mrvae._step), the loss in closed form
     module, name = (
-        (recipe_module, "exact_loss") if recipe == "linvae" else (train_module, "sampled_loss")
+        (step_module, "objective_parts") if recipe == "linvae" else (train_module, "sampled_loss")
     )
     calls = {"n": 0}
     original = getattr(module, name)
@@ -224,6 +226,18 @@ def test_progress_goes_to_stderr_on_a_terminal_and_quiet_silences_it(tmp_path, c
     assert cli.main([*args, "--out", str(tmp_path / "quiet"), "--quiet"]) == 0
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_linvaes_recipe_on_the_sampled_objective_runs_end_to_end(tmp_path):
+    out = tmp_path / "sampled"
+    args = ["--objective", "sampled", "--steps", "6", "--baselines", "2", "--betas", "0.1:1:3"]
+    assert cli.main([*args, "--latent", "2", "--quiet", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["recipe"] == "linvae"
+    assert report["training"]["objective"] == "sampled"
+    assert report["config"]["polish"] == 0 and report["mrvae"]["config"]["class"] == "LatentMRVAE"
+    assert report["mrvae"]["steps"] == 6 and [b["steps"] for b in report["beta_vae"]] == [6, 6]
+    assert "on the sampled ELBO" in (out / "report.md").read_text()
 
 
 def test_exact_objective_runs_end_to_end(tmp_path):

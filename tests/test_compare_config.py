@@ -9,8 +9,10 @@ import pytest
 from linvae.analytic import beta_grid, full_grid
 from linvae.compare import CompareConfig, load_run, run_comparison
 from linvae.compare.cli import build_parser, config_from_args
-from linvae.compare.config import RECIPE_DEFAULTS
+from linvae.compare.config import RECIPE_DEFAULTS, SAMPLED_DEFAULTS
 from linvae.compare.run_folder import save_run
+from linvae.compare.training import train_config
+from linvae.mrvae.sampled import SampledConfig
 
 
 def test_the_parser_with_no_flags_gives_the_default_config():
@@ -43,11 +45,23 @@ def test_a_setting_left_at_none_takes_its_recipes_value():
     assert linvae.resolved() == linvae  # resolving twice changes nothing
 
 
+def test_the_linvae_recipe_on_the_sampled_objective_takes_the_sampled_recipes_defaults():
+    config = CompareConfig(objective="sampled").resolved()
+    for name, value in SAMPLED_DEFAULTS.items():
+        assert getattr(config, name) == value, name
+    settings = train_config(config, 100, np.array([0.1, 1.0]))
+    assert isinstance(settings, SampledConfig)
+    assert (settings.steps, settings.batch_size, settings.lr) == (
+        config.steps, config.batch_size, config.lr
+    )  # fmt: skip
+    assert CompareConfig(objective="sampled", steps=7).resolved().steps == 7
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"encoder_gate": "sigmoid"}, "encoder_gate='sigmoid' is fixed by the linvae recipe"),
-        ({"objective": "sampled"}, "objective='sampled' is fixed by the linvae recipe"),
+        ({"objective": "sampled", "polish": 5}, "polish applies to the linvae recipe's exact"),
         ({"epochs": 2}, "epochs applies to the paper recipe"),
         ({"recipe": "paper", "polish": 5}, "polish applies to the linvae recipe"),
         ({"recipe": "paper", "gate_thresholds": "square"}, "belongs to the linvae recipe"),

@@ -26,6 +26,7 @@ from linvae.analytic import DEFAULT_GRID, DEFAULT_LATENT, NAMED_GRIDS, parse_bet
 from linvae.mrvae.gates import ACTIVATIONS, GATE_INPUTS
 from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.recipe import training_range
+from linvae.mrvae.sampled import SampledConfig
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
 #: The recipes: how the MR-VAE is built and trained. ``"linvae"`` reaches the optimum on the
@@ -68,10 +69,18 @@ RECIPE_DEFAULTS = {
     },
 }
 
-#: Settings the linvae recipe fixes: its model is Theorem 1's construction, trained on the
-#: exact objective. Another value is refused; ``--recipe paper`` trains any of them.
+#: The linvae recipe on the sampled ELBO (``objective="sampled"``): what its settings left at
+#: None take, :class:`~linvae.mrvae.sampled.SampledConfig`'s defaults (no polish).
+SAMPLED_DEFAULTS = {
+    "steps": SampledConfig().steps,
+    "lr": SampledConfig().lr,
+    "batch_size": SampledConfig().batch_size,
+    "polish": 0,
+}
+
+#: Settings the linvae recipe fixes: its model is Theorem 1's construction (on the exact or
+#: the sampled objective). Another value is refused; ``--recipe paper`` trains any of them.
 FIXED_BY_LINVAE = (
-    "objective",
     "beta_sampling",
     "gate_input",
     "encoder_gate",
@@ -126,12 +135,14 @@ class CompareConfig:
     train_range : (float, float), "auto" or None
         The MR-VAE's training range of β; "auto": the grid's, its bottom halved.
     polish : int or None
-        ``recipe="linvae"``: L-BFGS iterations after Adam.
+        ``recipe="linvae"``, exact objective: L-BFGS iterations after Adam.
     objective, beta_sampling, gate_input, encoder_gate, decoder_gate, covariance_gate,
     hidden, gate_thresholds
         ``recipe="paper"``: the training objective, how log β is drawn, what the gates
         see, the gates of each layer, the hidden width (None: k) and the gates' initial
-        thresholds. The linvae recipe fixes them (:data:`FIXED_BY_LINVAE`).
+        thresholds. The linvae recipe fixes them (:data:`FIXED_BY_LINVAE`) but the
+        objective: ``"sampled"`` trains it on mini-batches (:mod:`linvae.mrvae.sampled`,
+        its settings left at None from :data:`SAMPLED_DEFAULTS`).
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     seed : int
@@ -238,6 +249,11 @@ class CompareConfig:
         for name, value in (("beta_sampling", "stratified"), ("gate_thresholds", "square")):
             if not linvae and checked[name] == value:
                 raise ValueError(f"{name}={value!r} belongs to the linvae recipe")
+        if linvae and checked["objective"] == "sampled" and checked["polish"]:
+            raise ValueError(
+                "polish applies to the linvae recipe's exact objective (objective='exact'), "
+                "not the sampled one"
+            )
         if linvae and checked["epochs"] is not None:
             raise ValueError("epochs applies to the paper recipe (the linvae recipe counts steps)")
         if not linvae and checked["polish"]:
@@ -247,10 +263,11 @@ class CompareConfig:
 
     def resolved(self) -> CompareConfig:
         """The config with every setting left at None given its recipe's value."""
+        defaults = RECIPE_DEFAULTS[self.recipe]
+        if self.recipe == "linvae" and self.objective == "sampled":
+            defaults = {**defaults, **SAMPLED_DEFAULTS}
         values = {
-            name: default
-            for name, default in RECIPE_DEFAULTS[self.recipe].items()
-            if getattr(self, name) is None
+            name: default for name, default in defaults.items() if getattr(self, name) is None
         }
         if values.get("hidden") == "k":
             values["hidden"] = self.latent

@@ -334,7 +334,7 @@ def _polish_words(train: dict) -> str:
     words = f"{train['polish_iterations']} L-BFGS iterations"
     rounds = train.get("polish_rounds", 1)
     if rounds > 1:
-        words += f" in {rounds} runs (the gates kept open after each)"
+        words += f" in {rounds} runs (the gates kept open between them)"
     weight = train.get("polish_weight")
     if weight is not None:
         unit = {"inverse": "R + D/β", "flat": "the loss", "both": "R + D/β plus the loss"}
@@ -348,6 +348,23 @@ def _training_line(report: dict) -> str:
     """One sentence on how the models were trained, from the report's recipe and settings."""
     train, config = report["training"], report["mrvae"]["config"]
     lo, hi = (_fmt(value) for value in train["beta_range"])
+    if train.get("recipe", "paper") == "linvae" and train.get("objective") == "sampled":
+        draws = (
+            "half as many examples, each with ε and −ε"
+            if train.get("antithetic")
+            else "one noise draw per example"
+        )
+        return (
+            f"linvae's recipe on the sampled ELBO: one σ_D gate per latent on encoder and "
+            f"decoder and a hinge on the variance; mini-batches of {train['batch_size']} "
+            f"reparameterised draws ({draws}), one β each over {lo}–{hi} (log β "
+            f"= log lo + (log hi − log lo)·u^{train['beta_power']:g}, u "
+            f"{train['beta_sampling']}), rate estimator `{train['estimator']}`, encoder "
+            f"preconditioned `{train['precondition']}` from the data (no d×d matrix), Adam lr "
+            f"{_fmt(train['lr'])} over {train['steps']} steps ({train['warmup_fraction']:.0%} "
+            "warm-up, cosine decay), iterates averaged from "
+            f"{train['average_from']}; the β-VAEs alike, each at its β, without gates."
+        )
     if train.get("recipe", "paper") == "linvae":
         return (
             f"linvae's recipe: one σ_D gate per latent on encoder and decoder and a hinge on "

@@ -11,6 +11,7 @@ import torch
 from linvae._progress import TrainingBar
 from linvae.mrvae.model import LatentMRVAE, LinearMRVAE, LinearVAE, one_layer_vae
 from linvae.mrvae.recipe import RecipeConfig, train_recipe
+from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
 from linvae.mrvae.train import TrainConfig, TrainResult, train
 
 from .config import CompareConfig
@@ -59,10 +60,15 @@ def train_config(config: CompareConfig, n: int, grid):
     """How every model of the comparison trains on ``n`` examples for the evaluation ``grid``.
 
     A :class:`~linvae.mrvae.recipe.RecipeConfig` for the linvae recipe, a
+    :class:`~linvae.mrvae.sampled.SampledConfig` for it on the sampled objective, a
     :class:`~linvae.mrvae.train.TrainConfig` for the paper's (its β range from ``grid``
     when the range is "auto").
     """
     config = config.resolved()
+    if config.recipe == "linvae" and config.objective == "sampled":
+        return SampledConfig(
+            steps=config.steps, batch_size=config.batch_size, lr=config.lr, seed=config.seed
+        )
     if config.recipe == "linvae":
         return RecipeConfig(
             steps=config.steps,
@@ -117,6 +123,11 @@ def fit(model, X, config: CompareConfig, grid, *, beta=None, progress=None) -> T
     grid, or at the one ``beta``. ``progress`` is called as ``progress(step, steps, loss,
     elapsed)``."""
     settings = train_config(config, X.shape[0], grid)
+    if isinstance(settings, SampledConfig):
+        return train_sampled_recipe(
+            model, X, config.beta_range_for(grid), settings, beta=beta, device=config.device,
+            progress=progress,
+        )  # fmt: skip
     if isinstance(settings, RecipeConfig):
         return train_recipe(
             model, X, settings, beta_range=config.beta_range_for(grid), beta=beta,

@@ -3,9 +3,7 @@ latent: Theorem 1's joint construction, floor 0) and linvae's recipe.
 
 Exact objective: :func:`linvae.mrvae.recipe.train_recipe` (whitened encoder, stratified β,
 Adam, then an L-BFGS polish of a third of the Adam steps). Sampled ELBO: linvae's sampled
-recipe, :func:`linvae.mrvae.sampled.train_sampled_recipe` (its defaults, batch 128), where
-that module is importable; else :func:`linvae.mrvae.train.train` on the same model (Adam,
-batch 128, log β uniform per example). ``notes["trainer"]`` says which ran.
+recipe, :func:`linvae.mrvae.sampled.train_sampled_recipe` (its defaults but the steps).
 """
 
 from __future__ import annotations
@@ -13,8 +11,7 @@ from __future__ import annotations
 from linvae.mrvae.maps import maps_of_model
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe
-from linvae.mrvae.train import TrainConfig
-from linvae.mrvae.train import train as train_mrvae
+from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
 
 from ._base import Budget, Method, Trained, register
 from ._family import mrvae_floor
@@ -22,9 +19,6 @@ from ._family import mrvae_floor
 #: The family of LatentMRVAE for :func:`linvae.mrvae.floor.representation_floor`.
 GATES = {"encoder_gate": "sqrt", "decoder_gate": "sqrt", "covariance_gate": "hinge",
          "gate_input": "log_beta"}  # fmt: skip
-
-#: Adam's peak rate of the sampled ELBO.
-SAMPLED_LR = 0.01
 
 
 def train(X, beta_range, budget: Budget) -> Trained:
@@ -43,14 +37,6 @@ def train(X, beta_range, budget: Budget) -> Trained:
 
 
 def _train_sampled(model, X, beta_range, budget: Budget):
-    try:
-        from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
-    except ImportError:  # linvae's sampled recipe absent: the shared sampled loop
-        config = TrainConfig(steps=budget.steps, batch_size=128, lr=SAMPLED_LR,
-                             objective="sampled", beta_sampling="example",
-                             beta_range=tuple(beta_range), seed=budget.seed)  # fmt: skip
-        result = train_mrvae(model, X, config)
-        return result, {**config.to_dict(), "trainer": "linvae.mrvae.train.train"}
     config = SampledConfig(steps=budget.steps, seed=budget.seed)
     result = train_sampled_recipe(model, X, tuple(beta_range), config)
     return result, {**config.to_dict(), "trainer": "linvae.mrvae.sampled.train_sampled_recipe"}
@@ -66,7 +52,7 @@ METHOD = register(
     Method(
         "mrvae-linvae",
         "linvae's MR-VAE (one gate per latent, Theorem 1's construction) by linvae's recipe "
-        "(exact) or the sampled ELBO's Adam loop",
+        "(exact) or linvae's sampled recipe (sampled ELBO)",
         train,
         floor,
     )

@@ -11,6 +11,9 @@ objectives
     The sampled (reparameterised) and exact (closed-form, from the data's moments) loss.
 train
     Adam with warm-up and cosine decay, β sampling, seeding, progress, Ctrl-C.
+recipe, sampled
+    linvae's recipe on the exact objective (whitening, Adam, L-BFGS) and on the sampled
+    ELBO (mini-batches, antithetic noise, "sticking the landing", no (d, d) matrix).
 """
 
 from .gates import Gate, hinge_gate, sigmoid_gate, sqrt_gate

@@ -1,0 +1,531 @@
+r"""linvae's recipe on the sampled ELBO: mini-batches of the data and reparameterised noise.
+
+What VAEs are trained on: each step sees a batch of examples, one β and one noise draw
+``z = μ + √c ⊙ ε`` each, and nothing of the data but the examples themselves. The model
+(:class:`~linvae.mrvae.model.LatentMRVAE`), its scale-free units, the thresholds' tie and
+the gates kept open are those of :mod:`linvae.mrvae.recipe`; what changes is the objective
+and what the units are computed from. Each default was measured one change at a time
+(docs/results.md, "Sampled ELBO"):
+
+- **Objective**: eq. 13 per draw, ``½‖x − x̂(z)‖² + β·R`` (the constant ``d/2·log 2π``
+  left out), weighted as the recipe's ``beta_weight`` (:func:`weighted_loss`, "flat": the
+  loss over ``scale²``). The rate is the sample ``log q(z|x) − log p(z)`` with q's
+  parameters held out of the gradient ("sticking the landing", Roeder, Wu & Duvenaud
+  2017, ``"stl"``): its mean is the KL (eq. 14) and its gradient in the encoder vanishes
+  for every ε where q is the exact tempered posterior ``∝ p(x|z)^{1/β} p(z)``, which the
+  optimum of a linear VAE is (eqs. 21–23); or the KL in closed form (``"reparameterised"``).
+- **Antithetic noise**: each example of a batch twice, with ε and −ε, at one β: the
+  gradient's terms odd in ε cancel, which leaves the decoder only ``D σεεᵀσ − DC``.
+- **Units** from the data alone, O(n·d) (:class:`DataUnits`): the mean m and the global
+  scale ``√(tr S / d)`` (the mean squared deviation): ``E₁ = W / scale``,
+  ``D₂ = scale·V``, ``b = m + scale·b'``. No (d, d) matrix is formed: a step costs
+  O(B·d·k).
+- **β**: one per draw, ``η = log lo + (log hi − log lo) u^p`` with u stratified over the
+  batch.
+- **Iterates**: Adam, warm-up and cosine decay; averaged over the second half.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from linvae._checks import (
+    as_beta,
+    as_beta_range,
+    as_choice,
+    as_fraction,
+    as_int,
+    as_positive,
+    as_seed,
+    resolve_device,
+)
+
+from .model import LatentMRVAE, LinearMRVAE
+from .recipe import (
+    BETA_WEIGHTS,
+    RIDGE_FLOOR,
+    _share_thresholds,
+    _untie_thresholds,
+    stratified,
+)
+from .train import READ_INTERVAL, TrainResult, learning_rate_factor
+from .train import _Guard as Guard
+
+#: The rate's gradient estimator: the closed-form KL, or "sticking the landing".
+ESTIMATORS = ("stl", "reparameterised")
+#: The encoder's input unit: the data's global scale, or each coordinate's deviation.
+PRECONDITIONERS = ("scale", "diagonal", "lowrank")
+#: How log β is drawn: stratified over the batch, uniform per example, one per batch.
+SAMPLED_BETAS = ("stratified", "example", "batch")
+
+
+@dataclass(frozen=True)
+class SampledConfig:
+    """Settings of :func:`train_sampled_recipe`; the defaults are linvae's sampled recipe.
+
+    Attributes
+    ----------
+    steps : int, default 8000
+        Adam steps.
+    batch_size : int, default 512
+        Draws per step (each with its own β and noise draw; ``batch_size / 2`` examples
+        twice with ``antithetic``).
+    lr : float, default 0.03
+        Adam's peak learning rate, in the recipe's scale-free units.
+    momentum : float, default 0.9
+        Adam's β₁. Near the optimum the gradient is noise and Adam's step has the size of
+        the learning rate whatever the noise; the noise in its first moment shrinks as
+        ``√((1 − β₁)/(1 + β₁))`` while its mean stays the gradient.
+    warmup_fraction : float, default 0.05
+        Linear warm-up, then cosine decay to 0.
+    beta_power : float, default 2
+        η = log lo + (log hi − log lo) u^power, as :class:`~linvae.mrvae.recipe.RecipeConfig`.
+    beta_sampling : {"stratified", "example", "batch"}, default "stratified"
+        u stratified over the batch's examples (one per equal stratum, jittered, in a random
+        order), uniform per example, or one per batch.
+    estimator : {"stl", "reparameterised"}, default "stl"
+        The rate's estimator (see the module's notes).
+    antithetic : bool, default True
+        Each example of a batch twice, with ε and −ε (``batch_size / 2`` examples): the
+        gradient's terms odd in ε cancel (for the decoder, all but ``D σεεᵀσ − DC``).
+    beta_weight : {"flat", "inverse", "both"}, default "flat"
+        How each example's loss enters (:func:`weighted_loss`).
+    precondition : {"scale", "diagonal", "lowrank"}, default "scale"
+        The encoder's unit ``E₁ = W P`` (:class:`DataUnits`): the data's global scale, each
+        coordinate's, or K-FAC's input factor of rank ``precondition_rank`` from
+        ``precondition_passes`` passes of subspace iteration over the data.
+    precondition_rank : int, default 64
+    precondition_passes : int, default 4
+    average_from : float or None, default 0.5
+        Average the iterates (uniformly) from this share of the steps on; None: the last
+        iterate.
+    close_fraction : float, default 0
+        The last share of the steps is run on batches of ``close_batch_size``.
+    close_batch_size : int, default 0
+        The closing phase's batch size; 0: the whole data set.
+    min_open, share_thresholds_from
+        As :class:`~linvae.mrvae.recipe.RecipeConfig`: the σ_D gates kept open on the
+        bottom share of the range after each step; each latent's three thresholds tied
+        from this share of the steps on.
+    seed : int, default 0
+        Seed of the batches, β and noise.
+    """
+
+    steps: int = 8000
+    batch_size: int = 512
+    lr: float = 0.03
+    momentum: float = 0.9
+    warmup_fraction: float = 0.05
+    beta_power: float = 2.0
+    beta_sampling: str = "stratified"
+    estimator: str = "stl"
+    antithetic: bool = True
+    beta_weight: str = "flat"
+    precondition: str = "scale"
+    precondition_rank: int = 64
+    precondition_passes: int = 4
+    average_from: float | None = 0.5
+    close_fraction: float = 0.0
+    close_batch_size: int = 0
+    min_open: float = 0.05
+    share_thresholds_from: float | None = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checked = {
+            "steps": as_int(self.steps, "steps", minimum=1),
+            "batch_size": as_int(self.batch_size, "batch_size", minimum=1),
+            "lr": as_positive(self.lr, "lr"),
+            "momentum": as_fraction(self.momentum, "momentum"),
+            "warmup_fraction": as_fraction(self.warmup_fraction, "warmup_fraction"),
+            "beta_power": as_positive(self.beta_power, "beta_power"),
+            "beta_sampling": as_choice(self.beta_sampling, "beta_sampling", SAMPLED_BETAS),
+            "estimator": as_choice(self.estimator, "estimator", ESTIMATORS),
+            "beta_weight": as_choice(self.beta_weight, "beta_weight", BETA_WEIGHTS),
+            "precondition": as_choice(self.precondition, "precondition", PRECONDITIONERS),
+            "precondition_rank": as_int(self.precondition_rank, "precondition_rank", minimum=1),
+            "precondition_passes": as_int(
+                self.precondition_passes, "precondition_passes", minimum=1
+            ),
+            "average_from": None
+            if self.average_from is None
+            else as_fraction(self.average_from, "average_from"),
+            "close_fraction": as_fraction(self.close_fraction, "close_fraction"),
+            "close_batch_size": as_int(self.close_batch_size, "close_batch_size", minimum=0),
+            "min_open": as_fraction(self.min_open, "min_open"),
+            "share_thresholds_from": None
+            if self.share_thresholds_from is None
+            else as_fraction(self.share_thresholds_from, "share_thresholds_from"),
+            "seed": as_seed(self.seed),
+        }
+        if not isinstance(self.antithetic, bool):
+            raise TypeError(
+                f"antithetic must be True or False, got {type(self.antithetic).__name__}"
+            )
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict:
+        """The settings as JSON builtins, with ``objective: "sampled"`` (what a report names)."""
+        return {"objective": "sampled", **asdict(self)}
+
+
+def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator="stl"):
+    """Per-example rate and squared error of the reparameterised ELBO (eqs. 13–15).
+
+    Parameters
+    ----------
+    model : LinearMRVAE
+        Without FiLM gates; its gates, inner layers, ρ and ``input_mean`` are used.
+    x : Tensor of shape (B, d)
+    log_beta : Tensor of shape (B,)
+    noise : Tensor of shape (B, k)
+        Standard normal ε: ``z = μ + √c ⊙ ε``.
+    encoder1 : Tensor of shape (h, d)
+        The first encoder layer ``E₁``; ``decoder2`` (d, h) the last decoder layer ``D₂``;
+        ``bias`` (d,) the decoder bias ``b`` (the recipe's reparameterisations).
+    estimator : {"stl", "reparameterised"}
+        "reparameterised": the rate is the KL in closed form (eq. 14); "stl": the sample
+        ``log q(z|x) − log p(z)`` with q's mean and variance held out of the gradient
+        (its mean is the KL; its gradient flows through z only).
+
+    Returns
+    -------
+    (rate, squared_error) : Tensors of shape (B,)
+        ``squared_error = ‖x − x̂(z)‖²`` (the distortion is ``d/2·log 2π`` plus its half).
+    """
+    pre = (x - model.input_mean) @ encoder1.T
+    hidden = model.encoder1_gate(pre, log_beta)
+    mean = model.encoder2_gate(hidden @ model.encoder2.T, log_beta)  # (B, k)
+    log_c = model.log_variance_at(log_beta)  # (B, k)
+    z = mean + torch.exp(0.5 * log_c) * noise
+    decoded = model.decoder1_gate(z @ model.decoder1.T, log_beta)
+    reconstruction = model.decoder2_gate(decoded @ decoder2.T, log_beta) + bias
+    squared_error = torch.sum((x - reconstruction) ** 2, dim=-1)
+    if estimator == "reparameterised":  # eq. 14
+        rate = 0.5 * torch.sum(-log_c + mean**2 + torch.exp(log_c) - 1.0, dim=-1)
+    else:  # log q(z|x) − log p(z), q's parameters held: the path derivative only
+        held_mean, held_log_c = mean.detach(), log_c.detach()
+        rate = 0.5 * torch.sum(
+            z**2 - held_log_c - (z - held_mean) ** 2 * torch.exp(-held_log_c), dim=-1
+        )
+    return rate, squared_error
+
+
+def weighted_loss(rate, squared_error, log_beta, scale, weight):
+    """The batch's objective in a scale-free unit, as the recipe weights it.
+
+    "flat": mean of ``(½‖x − x̂‖² + β R)/scale²``; "inverse": mean of ``R + ½‖x − x̂‖²/β``
+    (the unit of excess/β); "both": their sum. Each has the ELBO's optimum.
+    """
+    half_error = 0.5 * squared_error
+    lagrangian = torch.mean(rate + half_error * torch.exp(-log_beta))
+    if weight == "inverse":
+        return lagrangian
+    flat = torch.mean(half_error + torch.exp(log_beta) * rate) / scale**2
+    return flat if weight == "flat" else lagrangian + flat
+
+
+class DataUnits:
+    """The sampled recipe's units from the data alone, in passes of mini-batches: no (d, d)
+    matrix.
+
+    The encoder is trained as ``E₁ = W P`` with ``P`` one of
+
+    - "scale": ``I / scale``, ``scale = √(tr S / d)`` (the root mean squared deviation);
+    - "diagonal": ``diag(1/√(S_ii + ridge))``;
+    - "lowrank": ``Q diag(1/√(λ_q + ridge)) Qᵀ + (I − QQᵀ)/√(σ² + ridge)``, K-FAC's input
+      factor ``(S + ridge·I)^{-1/2}`` with S replaced by its leading ``rank`` directions
+      (Q (d, r), λ (r,): subspace iteration, ``passes`` passes over the data in batches,
+      O(n·d·r) each) and the mean σ² of the rest. With ``rank = d`` it is the recipe's
+      whitening up to a rotation of W.
+
+    Attributes
+    ----------
+    mean : Tensor of shape (d,)
+    scale : float
+    """
+
+    def __init__(self, data, ridge, precondition, *, rank=64, passes=4, batch=4096, seed=0):
+        n, d = data.shape
+        self.mean = data.mean(0)
+        variance = torch.zeros_like(self.mean)
+        for rows in torch.split(data, batch):
+            variance += ((rows - self.mean) ** 2).sum(0)
+        variance /= n  # S_ii (ML), (d,)
+        trace = float(variance.sum())
+        if not math.isfinite(trace) or trace <= 0.0:
+            raise ValueError(f"X has no variance (tr S = {trace:.3g}): nothing to encode")
+        self.scale = math.sqrt(trace / d)
+        self.ridge = max(float(ridge), RIDGE_FLOOR * trace)
+        self.precondition = precondition
+        self.basis = None
+        if precondition == "diagonal":
+            self.column = 1.0 / (variance + self.ridge).sqrt()
+        elif precondition == "lowrank" and rank > 0:
+            basis, values = leading_directions(data, self.mean, min(rank, d), passes, batch, seed)
+            rest = max(trace - float(values.sum()), 0.0) / max(d - basis.shape[1], 1)
+            self.basis = basis  # Q (d, r)
+            self.rest = 1.0 / math.sqrt(rest + self.ridge)
+            self.along = 1.0 / (values + self.ridge).sqrt() - self.rest  # (r,)
+            self.column = None
+        else:
+            self.column = torch.full_like(variance, 1.0 / self.scale)
+
+    def encoder(self, W: torch.Tensor) -> torch.Tensor:
+        """``E₁ = W P`` of shape (h, d) for W (h, d): O(h·d·r)."""
+        if self.basis is None:
+            return W * self.column
+        return self.rest * W + ((W @ self.basis) * self.along) @ self.basis.T
+
+
+def leading_directions(data, mean, rank, passes, batch=4096, seed=0):
+    """The leading eigenvectors and eigenvalues of the data's ML covariance S, from the data
+    in batches: ``passes`` steps of subspace iteration ``Ω ← qr(S Ω)``, S Ω accumulated
+    over row blocks of ``batch`` (no (d, d) matrix, O(n·d·r) a pass), then Rayleigh–Ritz.
+
+    Parameters
+    ----------
+    data : Tensor of shape (n, d)
+    mean : Tensor of shape (d,)
+    rank : int
+        r, 1 ≤ r ≤ d.
+    passes, batch, seed : int
+        Passes over the data (≥ 1), rows per block, seed of the start Ω.
+
+    Returns
+    -------
+    (Q, λ) : Tensors of shape (d, r) and (r,)
+        Orthonormal directions and their Rayleigh quotients (clamped at 0), ascending.
+    """
+    n, d = data.shape
+    rank = as_int(rank, "rank", minimum=1)
+    if rank > d:
+        raise ValueError(f"rank must be <= d = {d}, got {rank}")
+    passes = as_int(passes, "passes", minimum=1)
+    batch = as_int(batch, "batch", minimum=1)
+    generator = torch.Generator().manual_seed(seed)
+    omega = torch.randn(d, rank, generator=generator, dtype=torch.float64).to(data)
+    omega = torch.linalg.qr(omega).Q
+    for _ in range(passes):
+        product = torch.zeros_like(omega)
+        for rows in torch.split(data, batch):
+            centred = rows - mean
+            product += centred.T @ (centred @ omega)
+        product /= n  # S Ω
+        ritz = omega.T @ product  # Ωᵀ S Ω (r, r)
+        omega_next = torch.linalg.qr(product).Q
+        values, vectors = torch.linalg.eigh(0.5 * (ritz + ritz.T))
+        basis = omega @ vectors
+        omega = omega_next
+    return basis, values.clamp(min=0.0)
+
+
+def _check_data(model: LinearMRVAE, X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != model.d or X.shape[0] < 2:
+        raise ValueError(f"X must have shape (n >= 2, {model.d}), got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X must be finite (it holds NaN or inf)")
+    return X
+
+
+class _Batches:
+    """Mini-batch indices, η and noise of each step, from one seeded generator."""
+
+    def __init__(self, config, n, k, log_range, fixed_log_beta, dtype, device):
+        self.config, self.n, self.k = config, n, k
+        self.log_lo, self.log_hi = log_range
+        self.fixed, self.dtype, self.device = fixed_log_beta, dtype, device
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.order = torch.randperm(n, generator=self.generator)
+        self.cursor = 0
+
+    def indices(self, size: int) -> torch.Tensor:
+        if size >= self.n:
+            return torch.arange(self.n)
+        if self.cursor + size > self.n:
+            self.order = torch.randperm(self.n, generator=self.generator)
+            self.cursor = 0
+        self.cursor += size
+        return self.order[self.cursor - size : self.cursor]
+
+    def log_beta(self, size: int) -> torch.Tensor:
+        if self.fixed is not None:
+            return torch.full((size,), self.fixed, dtype=torch.float64)
+        sampling = self.config.beta_sampling
+        if sampling == "stratified":
+            u = stratified(size, self.generator)[torch.randperm(size, generator=self.generator)]
+        else:
+            u = torch.rand(1 if sampling == "batch" else size, generator=self.generator)
+            u = u.to(torch.float64).expand(size)
+        return self.log_lo + (self.log_hi - self.log_lo) * u**self.config.beta_power
+
+    def draw(self, size: int):
+        pairs = self.config.antithetic
+        index = self.indices(max(size // 2, 1) if pairs else size)
+        size = index.shape[0]
+        log_beta = self.log_beta(size)
+        noise = torch.randn(size, self.k, generator=self.generator, dtype=torch.float64)
+        if pairs:  # each example twice, with ε and −ε, at one β
+            index, log_beta, noise = index.repeat(2), log_beta.repeat(2), torch.cat([noise, -noise])
+        move = {"dtype": self.dtype, "device": self.device}
+        return index.to(self.device), log_beta.to(**move), noise.to(**move)
+
+
+def train_sampled_recipe(
+    model: LinearMRVAE,
+    X,
+    beta_range: tuple[float, float] | None = None,
+    config: SampledConfig = SampledConfig(),
+    *,
+    beta: float | None = None,
+    device="cpu",
+    progress=None,
+) -> TrainResult:
+    """Train ``model`` in place with linvae's recipe on the sampled ELBO (mini-batches).
+
+    Parameters
+    ----------
+    model : LinearMRVAE
+        A :class:`LatentMRVAE` (β drawn over ``beta_range``), or a linear VAE trained at
+        one fixed ``beta`` (:func:`linvae.mrvae.model.one_layer_vae`). No FiLM gates.
+    X : array_like of shape (n, d)
+        Training data, read in mini-batches; its mean and per-coordinate variance (O(n·d))
+        set the units.
+    beta_range : (float, float), optional
+        (lo, hi), the β range to train on; default ``model.beta_range``.
+    config : SampledConfig
+    beta : float, optional
+        Train at this one β instead.
+    device : str or torch.device
+    progress : callable, optional
+        ``progress(step, steps, loss, elapsed_seconds)`` after each step, as
+        :func:`linvae.mrvae.train.train`.
+
+    Returns
+    -------
+    TrainResult
+        The losses are the scale-free sampled objective. Ctrl-C stops the run (the model
+        keeps the weights of the last step, averaged if averaging had begun); a loss that
+        stops being finite puts back the last weights seen finite (``diverged_at``).
+    """
+    if not isinstance(model, LinearMRVAE):
+        raise TypeError(f"model must be a LinearMRVAE, got {type(model).__name__}")
+    if "film" in (model.encoder_gate, model.decoder_gate, model.covariance_gate):
+        raise ValueError("model: linvae's recipe trains models without FiLM gates")
+    if not isinstance(config, SampledConfig):
+        raise TypeError(f"config must be a SampledConfig, got {type(config).__name__}")
+    X = _check_data(model, X)
+    if beta is None:
+        lo, hi = as_beta_range(model.beta_range if beta_range is None else beta_range)
+    else:
+        lo = hi = as_beta(beta)
+    device = resolve_device(device)
+    model.to(device)
+    dtype = model.dtype
+    data = torch.as_tensor(X, dtype=dtype).to(device)
+    units = DataUnits(
+        data, lo, config.precondition, rank=config.precondition_rank,
+        passes=config.precondition_passes, seed=config.seed,
+    )  # fmt: skip
+    model.set_input_mean(units.mean.cpu().numpy())
+    scale = units.scale
+    n = data.shape[0]
+
+    with torch.no_grad():  # a fresh start in the data's units, as the recipe's
+        W0 = model.encoder1.clone()  # E₁ = W P: the initial weights in the data's units
+        V0 = model.decoder2 / model.decoder2.norm(dim=0, keepdim=True).clamp(min=1e-300)
+    W, V = (torch.nn.Parameter(t.clone().contiguous()) for t in (W0, V0))
+    b_free = torch.nn.Parameter(torch.zeros_like(units.mean))
+    trained = {"encoder1": W, "decoder2": V, "bias": b_free}
+    params = [*trained.values()]
+    params += [p for name, p in model.named_parameters() if name not in trained]
+    params = [p for p in params if p.requires_grad]
+
+    latent = isinstance(model, LatentMRVAE) and beta is None
+    share_at = None
+    if latent and config.share_thresholds_from is not None:
+        share_at = round(config.share_thresholds_from * config.steps)
+    average_at = None if config.average_from is None else round(config.average_from * config.steps)
+    close_at = config.steps - round(config.close_fraction * config.steps)
+    close_size = config.close_batch_size or n
+    keep_open = latent and config.min_open > 0
+    log_lo, log_hi = math.log(lo), math.log(hi)
+    floor = log_lo + config.min_open * (log_hi - log_lo)
+    fixed = None if beta is None else math.log(beta)
+    batches = _Batches(config, n, model.k, (log_lo, log_hi), fixed, dtype, device)
+
+    def loss_of(index, log_beta, noise):
+        rate, squared_error = sampled_terms(
+            model, data[index], log_beta, noise, units.encoder(W), scale * V,
+            units.mean + scale * b_free, config.estimator,
+        )  # fmt: skip
+        return weighted_loss(rate, squared_error, log_beta, scale, config.beta_weight)
+
+    def live():  # the tensors trained now (after the tie: one threshold per latent)
+        named = dict(model.named_parameters())
+        return {**trained, **{k: p for k, p in named.items() if p.requires_grad}}
+
+    optimizer = torch.optim.Adam(params, lr=config.lr, betas=(config.momentum, 0.999))
+    warmup = max(1, round(config.warmup_fraction * config.steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: learning_rate_factor(step, config.steps, warmup)
+    )
+    guard = Guard(model, extra=trained)
+    shared, average, averaged = False, None, 0
+    last_read, loss_read, done, diverged, interrupted = -math.inf, math.nan, 0, None, False
+    start = time.perf_counter()
+    try:
+        for step in range(config.steps):
+            if step == share_at:
+                _share_thresholds(model)
+                shared, average, averaged = True, None, 0  # averaged from the tie on
+            size = close_size if step >= close_at else config.batch_size
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_of(*batches.draw(size))
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if keep_open:
+                model.keep_open(floor)
+            done = step + 1
+            if average_at is not None and done > average_at:
+                averaged += 1
+                with torch.no_grad():
+                    if average is None:
+                        average = {k: p.detach().clone() for k, p in live().items()}
+                    else:
+                        for key, p in live().items():
+                            average[key] += (p.detach() - average[key]) / averaged
+            now = time.perf_counter()
+            if done == config.steps or now - last_read >= READ_INTERVAL:
+                loss_read, last_read = float(loss.detach()), now
+                if not math.isfinite(loss_read):
+                    guard.restore_state()
+                    diverged, average = done, None
+                    break
+                guard.keep(done, loss_read)
+            if progress is not None:
+                progress(done, config.steps, loss_read, now - start)
+    except KeyboardInterrupt:
+        interrupted = True
+    try:
+        with torch.no_grad():
+            if average is not None:
+                for key, p in live().items():
+                    p.copy_(average[key])
+            model.encoder1.copy_(units.encoder(W))
+            model.decoder2.copy_(scale * V)
+            model.bias.copy_(units.mean + scale * b_free)
+    finally:
+        if shared:
+            _untie_thresholds(model)
+    seconds = time.perf_counter() - start
+    steps = guard.step if diverged is not None else done
+    return TrainResult(steps, seconds, interrupted, loss_read, diverged_at=diverged)

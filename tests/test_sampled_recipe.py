@@ -1,0 +1,156 @@
+"""linvae's recipe on the sampled ELBO: its estimator, its units and the optimum it reaches."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from linvae.analytic import full_grid, moments, optimum, rate_distortion, spectrum
+from linvae.compare.evaluate import evaluate_model, excess_loss, loss_above_constant
+from linvae.mrvae.model import LatentMRVAE, one_layer_vae
+from linvae.mrvae.recipe import training_range
+from linvae.mrvae.sampled import DataUnits, SampledConfig, sampled_terms, train_sampled_recipe
+
+
+def _gaussian(n, eigvals, seed):
+    rng = np.random.default_rng(seed)
+    d = len(eigvals)
+    basis, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return rng.standard_normal((n, d)) * np.sqrt(eigvals) @ basis.T + rng.standard_normal(d)
+
+
+def _at_optimum(X, k, beta):
+    """A one-layer VAE set to the optimum at β of the data X (eqs. 21–23)."""
+    stats = moments(X)
+    E, c, D = optimum(stats.cov, k, beta)
+    model = one_layer_vae(X.shape[1], k)
+    model.set_input_mean(stats.mean)
+    with torch.no_grad():
+        model.encoder1.copy_(torch.as_tensor(E))
+        model.decoder2.copy_(torch.as_tensor(D))
+        model.log_variance.copy_(torch.as_tensor(np.log(c)))
+        model.bias.copy_(torch.as_tensor(stats.mean))
+    return model
+
+
+def _encoder_gradient(model, x, beta, noise, estimator):
+    log_beta = torch.full((x.shape[0],), math.log(beta), dtype=torch.float64)
+    rate, squared_error = sampled_terms(
+        model, x, log_beta, noise, model.encoder1, model.decoder2, model.bias, estimator
+    )
+    loss = torch.mean(0.5 * squared_error + beta * rate)
+    return torch.autograd.grad(loss, [model.encoder1, model.log_variance])
+
+
+def test_sticking_the_landing_has_no_encoder_gradient_at_the_exact_tempered_posterior():
+    # q = N(E*(x − m), diag(c*)) is p(x|z)^{1/β} p(z) normalised: the path derivative of
+    # ½‖x − Dz − b‖² + β (log q(z|x) − log p(z)) in q's parameters is 0 for every x and ε
+    X = _gaussian(400, [3.0, 1.5, 0.7, 0.2, 0.05], seed=1)
+    model = _at_optimum(X, 3, 0.4)
+    generator = torch.Generator().manual_seed(2)
+    x = torch.as_tensor(X[:8])
+    noise = torch.randn(8, 3, generator=generator, dtype=torch.float64)
+    stl = _encoder_gradient(model, x, 0.4, noise, "stl")
+    plain = _encoder_gradient(model, x, 0.4, noise, "reparameterised")
+    assert all(float(g.abs().max()) < 1e-12 for g in stl)
+    assert float(plain[0].abs().max()) > 1e-3  # the closed-form KL's gradient is noisy there
+
+
+def test_the_sampled_rate_is_the_kl_on_average_for_both_estimators():
+    X = _gaussian(50, [2.0, 1.0, 0.3], seed=3)
+    model = _at_optimum(X, 2, 0.2)
+    x = torch.as_tensor(X[:1]).expand(20000, 3)
+    log_beta = torch.full((20000,), math.log(0.2), dtype=torch.float64)
+    noise = torch.randn(20000, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    args = (model, x, log_beta, noise, model.encoder1, model.decoder2, model.bias)
+    with torch.no_grad():
+        closed, _ = sampled_terms(*args, "reparameterised")
+        stl, _ = sampled_terms(*args, "stl")
+    assert torch.allclose(closed, closed[0])  # closed form: the same for every draw
+    spread = float(stl.std()) / math.sqrt(stl.numel())
+    assert abs(float(stl.mean()) - float(closed[0])) < 4 * spread
+
+
+def test_the_lowrank_unit_is_the_inverse_root_of_the_covariance_at_full_rank(one_torch_thread):
+    X = _gaussian(300, [4.0, 1.0, 0.5, 0.1], seed=5)
+    data = torch.as_tensor(X)
+    units = DataUnits(data, 0.01, "lowrank", rank=4, passes=30, batch=64)
+    P = units.encoder(torch.eye(4, dtype=torch.float64))
+    cov = moments(X).cov
+    # PᵀP = (S + ridge·I)⁻¹: K-FAC's input factor, the exact recipe's whitening up to a rotation
+    np.testing.assert_allclose(P.T @ P, np.linalg.inv(cov + 0.01 * np.eye(4)), rtol=1e-8)
+    assert units.scale == pytest.approx(math.sqrt(np.trace(cov) / 4))
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"steps": 0}, ValueError, "steps must be >= 1"),
+        ({"batch_size": 2.0}, TypeError, "batch_size must be an integer"),
+        ({"estimator": "score"}, ValueError, "estimator must be one of"),
+        ({"precondition": "full"}, ValueError, "precondition must be one of"),
+        ({"average_from": 1.5}, ValueError, "average_from"),
+        ({"beta_weight": "log"}, ValueError, "beta_weight must be one of"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(settings, error, message):
+    with pytest.raises(error, match=message):
+        SampledConfig(**settings)
+
+
+def test_bad_arguments_are_refused_by_name():
+    model = LatentMRVAE(3, 2, beta_range=(0.1, 1.0))
+    X = np.ones((5, 3))
+    with pytest.raises(ValueError, match="no variance"):
+        train_sampled_recipe(model, X, None, SampledConfig(steps=1))
+    with pytest.raises(ValueError, match=r"X must have shape \(n >= 2, 3\)"):
+        train_sampled_recipe(model, np.ones((5, 4)), None, SampledConfig(steps=1))
+    with pytest.raises(TypeError, match="config must be a SampledConfig"):
+        train_sampled_recipe(model, X, None, {"steps": 1})
+
+
+def _excess(model, X, k, betas):
+    stats = moments(X)
+    optimum_loss = loss_above_constant(
+        rate_distortion(spectrum(stats.cov).eigvals, k, betas)._asdict(), betas
+    )
+    terms = evaluate_model(model, stats.mean, stats.cov, betas)
+    return excess_loss(loss_above_constant(terms, betas), optimum_loss, betas=betas)
+
+
+def test_the_sampled_recipe_reaches_the_optimum_on_the_whole_curve(one_torch_thread):
+    # a small problem: mini-batches and one noise draw per example, judged exactly
+    X = _gaussian(2000, [4.0, 2.0, 1.0, 0.5, 0.25, 0.1], seed=7)
+    k = 3
+    grid = full_grid(spectrum(moments(X).cov).eigvals, k)
+    model = LatentMRVAE(6, k, beta_range=training_range(grid))
+    settings = SampledConfig(steps=400, batch_size=256)
+    result = train_sampled_recipe(model, X, training_range(grid), settings)
+    assert result.steps == 400 and result.diverged_at is None
+    excess = _excess(model, X, k, grid)
+    assert excess.max() <= 0.01 and (excess / grid).max() <= 0.01
+
+
+def test_a_beta_vae_trained_the_same_way_reaches_its_optimum(one_torch_thread):
+    X = _gaussian(2000, [4.0, 2.0, 1.0, 0.5], seed=8)
+    model = one_layer_vae(4, 2)
+    train_sampled_recipe(model, X, None, SampledConfig(steps=600, batch_size=256), beta=0.7)
+    assert _excess(model, X, 2, np.array([0.7]))[0] <= 0.01
+
+
+def test_the_benchmark_writes_one_row_per_change_and_one_for_the_beta_vaes(tmp_path, capsys):
+    from benchmarks import sampled_recipe
+
+    rows = ["default", "paper-like"]
+    argv = ["--dataset", "gaussian", "--n", "300", "--latent", "2", "--steps", "20",
+            "--rows", ",".join(rows), "--baselines", "2", "--out", str(tmp_path)]  # fmt: skip
+    assert sampled_recipe.main(argv) == 0
+    written = json.loads((tmp_path / "sampled.json").read_text())
+    assert [r["row"] for r in written["rows"]] == [*rows, "2 β-VAEs"]
+    for row in written["rows"]:
+        assert row["steps"] == 20 and 0 <= row["mean"] <= row["max"]
+    table = (tmp_path / "sampled.md").read_text()
+    assert table == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert sum(line.startswith("| `") for line in table.splitlines()) == len(rows) + 1
