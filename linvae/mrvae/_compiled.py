@@ -102,19 +102,34 @@ def compiled_step(
     with _torch_deprecations_ignored():
         compiled = _eager(torch.compile(loss, backend=backend, dynamic=False, **options))
     parameters = list(parameters)
+
+    def clear_gradients():  # a failed compiled backward may have left some behind
+        for parameter in parameters:
+            parameter.grad = None
+
+    return with_eager_fallback(compiled, step, mode, clear_gradients)
+
+
+def with_eager_fallback(compiled: Callable, eager: Callable, mode: str, reset=None) -> Callable:
+    """``compiled``, or ``eager`` for good once its first call fails to compile.
+
+    Only a compiler that cannot run is absorbed (:func:`_compiler_failed`): one
+    :class:`RuntimeWarning`, ``reset()`` (if given), and every call from then on is
+    ``eager``'s. With ``mode="graph"`` each call marks a new CUDA-graph step.
+    """
     state = {"first": True, "eager": False}
 
-    def run(*tensors: torch.Tensor) -> torch.Tensor:
+    def run(*args):
         if state["eager"]:
-            return step(*tensors)
+            return eager(*args)
         if mode == "graph":
             torch.compiler.cudagraph_mark_step_begin()  # each call is a new training step
         if not state["first"]:
-            return compiled(*tensors)
+            return compiled(*args)
         state["first"] = False
         try:
             with _torch_deprecations_ignored():
-                return compiled(*tensors)
+                return compiled(*args)
         except Exception as error:  # only compiler failures are absorbed, below
             if not _compiler_failed(error):
                 raise
@@ -126,8 +141,8 @@ def compiled_step(
                 stacklevel=2,
             )
             state["eager"] = True
-            for parameter in parameters:
-                parameter.grad = None
-            return step(*tensors)
+            if reset is not None:
+                reset()
+            return eager(*args)
 
     return run

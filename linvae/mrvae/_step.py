@@ -266,7 +266,7 @@ def compiled_objective(mode: str, device: torch.device, *, backend: str = "induc
     """
     import warnings
 
-    from ._compiled import _compiler_failed, _torch_deprecations_ignored
+    from ._compiled import _torch_deprecations_ignored, with_eager_fallback
 
     if mode == "none":
         return None
@@ -281,33 +281,7 @@ def compiled_objective(mode: str, device: torch.device, *, backend: str = "induc
     options = {"mode": "reduce-overhead"} if mode == "graph" else {}
     with _torch_deprecations_ignored():
         compiled = torch.compile(latent_objective, backend=backend, dynamic=False, **options)
-    state = {"first": True, "eager": False}
-
-    def run(*args):
-        if state["eager"]:
-            return latent_objective(*args)
-        if mode == "graph":
-            torch.compiler.cudagraph_mark_step_begin()  # each call is a new training step
-        if not state["first"]:
-            return compiled(*args)
-        state["first"] = False
-        try:
-            with _torch_deprecations_ignored():
-                return compiled(*args)
-        except Exception as error:  # only compiler failures are absorbed, below
-            if not _compiler_failed(error):
-                raise
-            first_line = (str(error).splitlines() or [""])[0]
-            warnings.warn(
-                f"torch.compile failed ({type(error).__name__}: {first_line}); "
-                "the step runs eagerly",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            state["eager"] = True
-            return latent_objective(*args)
-
-    return run
+    return with_eager_fallback(compiled, latent_objective, mode)
 
 
 class BetaDraws:
