@@ -88,19 +88,10 @@ def compiled_step(
         names the error and this and every later call runs eagerly.
     """
     step = _eager(loss)
-    if mode == "none":
+    if not compiles(mode, device):
         return step
-    if mode == "graph" and device.type != "cuda":
-        warnings.warn(
-            f"compile='graph' needs a CUDA device (CUDA graphs), training runs on {device}: "
-            "the step runs eagerly",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return step
-    options = {"mode": "reduce-overhead"} if mode == "graph" else {}
     with _torch_deprecations_ignored():
-        compiled = _eager(torch.compile(loss, backend=backend, dynamic=False, **options))
+        compiled = _eager(torch.compile(loss, backend=backend, dynamic=False, **options_of(mode)))
     parameters = list(parameters)
 
     def clear_gradients():  # a failed compiled backward may have left some behind
@@ -108,6 +99,25 @@ def compiled_step(
             parameter.grad = None
 
     return with_eager_fallback(compiled, step, mode, clear_gradients)
+
+
+def compiles(mode: str, device: torch.device) -> bool:
+    """Whether ``mode`` compiles on ``device``: not ``"none"``, and ``"graph"`` only on CUDA
+    (elsewhere a :class:`RuntimeWarning` says the step runs eagerly)."""
+    if mode == "graph" and device.type != "cuda":
+        warnings.warn(
+            f"compile='graph' needs a CUDA device (CUDA graphs), training runs on {device}: "
+            "the step runs eagerly",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+    return mode != "none"
+
+
+def options_of(mode: str) -> dict:
+    """``torch.compile``'s options for ``mode``: CUDA graphs are its "reduce-overhead"."""
+    return {"mode": "reduce-overhead"} if mode == "graph" else {}
 
 
 def with_eager_fallback(compiled: Callable, eager: Callable, mode: str, reset=None) -> Callable:

@@ -264,23 +264,14 @@ def compiled_objective(mode: str, device: torch.device, *, backend: str = "induc
     says so and None is returned (eager). A compiler that cannot run falls back to eager with a
     :class:`RuntimeWarning` (as :func:`linvae.mrvae._compiled.compiled_step`).
     """
-    import warnings
+    from ._compiled import _torch_deprecations_ignored, compiles, options_of, with_eager_fallback
 
-    from ._compiled import _torch_deprecations_ignored, with_eager_fallback
-
-    if mode == "none":
+    if not compiles(mode, device):
         return None
-    if mode == "graph" and device.type != "cuda":
-        warnings.warn(
-            f"compile='graph' needs a CUDA device (CUDA graphs), training runs on {device}: "
-            "the step runs eagerly",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return None
-    options = {"mode": "reduce-overhead"} if mode == "graph" else {}
     with _torch_deprecations_ignored():
-        compiled = torch.compile(latent_objective, backend=backend, dynamic=False, **options)
+        compiled = torch.compile(
+            latent_objective, backend=backend, dynamic=False, **options_of(mode)
+        )
     return with_eager_fallback(compiled, latent_objective, mode)
 
 
