@@ -240,6 +240,22 @@ class RecipeConfig:
         return asdict(self)
 
 
+def weighted_loss(rate, squared_error, log_beta, scale, weight):
+    """The recipe's objective in a scale-free unit from the rate and squared error at each β
+    (exact, or one example's sampled; shapes (B,)), as ``weight`` (``beta_weight``) asks.
+
+    "flat": mean of ``(½‖x − x̂‖² + β R)/scale²``; "inverse": mean of ``R + ½‖x − x̂‖²/β``
+    (the unit of excess/β); "both": their sum. Each has the ELBO's optimum. The distortion
+    enters less d/2·log 2π, formed without it: all its digits at any scale.
+    """
+    half_error = 0.5 * squared_error
+    lagrangian = torch.mean(rate + half_error * torch.exp(-log_beta))  # R + D/β
+    if weight == "inverse":
+        return lagrangian
+    flat = torch.mean(half_error + torch.exp(log_beta) * rate) / scale**2
+    return flat if weight == "flat" else lagrangian + flat
+
+
 def training_range(grid) -> tuple[float, float]:
     """The recipe's training range for an evaluation grid: its bottom halved, its top kept.
 
@@ -459,13 +475,7 @@ def train_recipe(
             decoder2=L @ V,
             bias=mean + scale * b_free,
         )
-        # the distortion less d/2·log 2π, formed without it: all its digits at any scale
-        half_error = 0.5 * terms.squared_error
-        lagrangian = torch.mean(terms.rate + half_error * torch.exp(-log_beta))  # R + D/β
-        if weight == "inverse":  # nats of rate: scale-free
-            return lagrangian
-        in_data_units = torch.mean(half_error + torch.exp(log_beta) * terms.rate) / scale**2
-        return in_data_units if weight == "flat" else lagrangian + in_data_units
+        return weighted_loss(terms.rate, terms.squared_error, log_beta, scale, weight)
 
     def log_betas(u):
         return (log_lo + (log_hi - log_lo) * u**config.beta_power).to(dtype).to(device)
@@ -559,16 +569,11 @@ def train_recipe(
 @torch.no_grad()
 def _rewhiten(W: torch.Tensor, factors: DataFactors, cov: torch.Tensor, ridge: float) -> None:
     """Put the encoder in the units of a smaller ridge, in place: ``E₁ = W P = W₂ P₂`` with
-    ``P₂ = chol(S + r₂·I)⁻¹``, ``r₂ = max(ridge, 1e6·ε·tr S)``, so ``W₂ = W L⁻¹ L₂``
-    (see ``RecipeConfig.polish_ridge``). ``factors.P`` is overwritten with ``P₂``."""
-    d = cov.shape[0]
-    eye = torch.eye(d, dtype=cov.dtype, device=cov.device)
-    ridge = max(float(ridge), RIDGE_FLOOR * float(torch.trace(cov)))
-    L2, info = torch.linalg.cholesky_ex(cov + ridge * eye)
-    if int(info) != 0:  # S is PSD (data_factors checked it): only round-off can get here
-        raise ValueError(f"the data covariance plus {ridge:.3g}·I is not positive definite")
-    W.copy_(W @ torch.linalg.solve_triangular(factors.L, L2, upper=False))
-    factors.P.copy_(torch.linalg.solve_triangular(L2, eye, upper=False))
+    ``P₂`` the :func:`data_factors` of ``ridge`` (floored at ``1e6·ε·tr S``), so
+    ``W₂ = W L⁻¹ L₂`` (see ``RecipeConfig.polish_ridge``). ``factors.P`` becomes ``P₂``."""
+    smaller = data_factors(cov, ridge)
+    W.copy_(W @ torch.linalg.solve_triangular(factors.L, smaller.L, upper=False))
+    factors.P.copy_(smaller.P)
 
 
 def _thresholds_agree(model: LatentMRVAE) -> bool:

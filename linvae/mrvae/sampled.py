@@ -8,8 +8,8 @@ and what the units are computed from. Each default was measured one change at a 
 (docs/results.md, "Sampled ELBO"):
 
 - **Objective**: eq. 13 per draw, ``½‖x − x̂(z)‖² + β·R`` (the constant ``d/2·log 2π``
-  left out), weighted as the recipe's ``beta_weight`` (:func:`weighted_loss`, "flat": the
-  loss over ``scale²``). The rate is the sample ``log q(z|x) − log p(z)`` with q's
+  left out), weighted as the recipe's ``beta_weight``
+  (:func:`linvae.mrvae.recipe.weighted_loss`, "flat": the loss over ``scale²``). The rate is the sample ``log q(z|x) − log p(z)`` with q's
   parameters held out of the gradient ("sticking the landing", Roeder, Wu & Duvenaud
   2017, ``"stl"``): its mean is the KL (eq. 14) and its gradient in the encoder vanishes
   for every ε where q is the exact tempered posterior ``∝ p(x|z)^{1/β} p(z)``, which the
@@ -52,6 +52,7 @@ from .recipe import (
     _share_thresholds,
     _untie_thresholds,
     stratified,
+    weighted_loss,
 )
 from .train import READ_INTERVAL, TrainResult, learning_rate_factor
 from .train import _Guard as Guard
@@ -94,7 +95,7 @@ class SampledConfig:
         Each example of a batch twice, with ε and −ε (``batch_size / 2`` examples): the
         gradient's terms odd in ε cancel (for the decoder, all but ``D σεεᵀσ − DC``).
     beta_weight : {"flat", "inverse", "both"}, default "flat"
-        How each example's loss enters (:func:`weighted_loss`).
+        How each example's loss enters (:func:`linvae.mrvae.recipe.weighted_loss`).
     precondition : {"scale", "diagonal", "lowrank"}, default "scale"
         The encoder's unit ``E₁ = W P`` (:class:`DataUnits`): the data's global scale, each
         coordinate's, or K-FAC's input factor of rank ``precondition_rank`` from
@@ -215,20 +216,6 @@ def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator
             z**2 - held_log_c - (z - held_mean) ** 2 * torch.exp(-held_log_c), dim=-1
         )
     return rate, squared_error
-
-
-def weighted_loss(rate, squared_error, log_beta, scale, weight):
-    """The batch's objective in a scale-free unit, as the recipe weights it.
-
-    "flat": mean of ``(½‖x − x̂‖² + β R)/scale²``; "inverse": mean of ``R + ½‖x − x̂‖²/β``
-    (the unit of excess/β); "both": their sum. Each has the ELBO's optimum.
-    """
-    half_error = 0.5 * squared_error
-    lagrangian = torch.mean(rate + half_error * torch.exp(-log_beta))
-    if weight == "inverse":
-        return lagrangian
-    flat = torch.mean(half_error + torch.exp(log_beta) * rate) / scale**2
-    return flat if weight == "flat" else lagrangian + flat
 
 
 class DataUnits:
