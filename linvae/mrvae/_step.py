@@ -1,18 +1,28 @@
 r"""linvae's recipe step in few operations: the exact loss of a :class:`LatentMRVAE` and its
 gradient in closed form, fused Adam, β drawn in chunks; and the counter of its operations.
 
-The recipe's step through autograd issues 371 top-level aten operations (the loss's
+The recipe's step through autograd issues 367 top-level aten operations (the loss's
 forward pass at 16 β, its backward pass, a per-tensor Adam, the draws, the projection):
 on a GPU each is a kernel launch and they, not the arithmetic, set a step's cost
 (docs/results.md, "GPU figures"). Here the step is:
 
 - **the draws**: ``chunk`` steps of stratified β at once (the same stream and values as
-  :func:`linvae.mrvae.recipe.stratified` draws one step at a time), one row per step;
+  :func:`linvae.mrvae.recipe.stratified` draws one step at a time), a step a view of them;
 - **the loss and its gradient** in closed form (:func:`latent_objective`): the model's
   E(β) = diag(σ) E₁, D(β) = D₂ diag(τ) and c(β) (:class:`LatentMRVAE`) make every product
   with the covariance independent of β, so the step forms three (k, d) × (d, d) products
-  (autograd's step six) and (B, k) or (k, k) arithmetic, and no autograd graph;
-- **Adam** fused (``torch.optim.Adam(fused=True)``: two operations for all the tensors).
+  (autograd's step six) and (B, k) or (k, k) arithmetic, and no autograd graph. The (B, k)
+  work is packed (:func:`objective_parts`): the gates, ρ and β as rows of one (B, 8, k)
+  tensor, the gates' derivatives on pairs of rows, every sum over β one product with a
+  constant matrix (:func:`step_constants`, formed once);
+- **Adam** fused (``torch.optim.Adam(fused=True)``: two operations for all the tensors);
+- **the projection** (:meth:`LatentMRVAE.keep_open`): two or three operations for both
+  gates.
+
+Eagerly a step issues 58 top-level aten operations at any d (91 before this packing;
+``python -m benchmarks.step_ops --sizes 64 --steps 0``, counted by name): 9 matrix
+products, 2 tensordots, 4 transposed views (the (k, d) layouts are the CPU's fastest),
+fused Adam's two, the projection's two or three, and elementwise work, splits and stacks.
 
 :func:`top_level_ops` counts the operations of any call with ``torch.profiler``. ``compile``
 compiles :func:`latent_objective` with ``torch.compile`` (on CUDA, ``"graph"`` replays it
@@ -46,6 +56,8 @@ class Grads(NamedTuple):
         Of ρ.
     thresholds : Tensor of shape (3, k)
         Of the gates' biases (encoder, covariance, decoder), as stacked.
+    shared : Tensor of shape (k,)
+        ``thresholds.sum(0)``: of one threshold tensor the three gates share.
     """
 
     W: torch.Tensor
@@ -53,21 +65,71 @@ class Grads(NamedTuple):
     b: torch.Tensor
     log_variance: torch.Tensor
     thresholds: torch.Tensor
+    shared: torch.Tensor
 
 
-def _beta_weights(log_beta: torch.Tensor, weight: str, scale: float):
-    """(ω_R, ω_D), each of shape (B, 1) or a float: the objective is
-    Σ_b ω_R,b R_b + ω_D,b ·½E‖x − x̂‖²_b (see :func:`latent_objective`)."""
+class Constants(NamedTuple):
+    """What :func:`objective_parts` reads besides the trained tensors, fixed for a count of β
+    (:func:`step_constants`): formed once, not every step."""
+
+    slopes: torch.Tensor  # (8, k): the slopes of the rows of x (see _ROWS)
+    bound: torch.Tensor  # (8, 1): x's rows are clamped at it
+    zero: torch.Tensor  # (k,) zeros: the rows of x without a threshold
+    reduce: torch.Tensor  # (3, 3, B, 9): the sums over β, weighted, as a matrix
+    omega: float  # the weights' common factor Ω: ω_R = Ω ŵ_R, ω_D = Ω ŵ_D
+    tiny: torch.Tensor  # 0-d, the dtype's smallest normal number
+
+
+# The rows of x = rows + η·slopes, (B, 8, k), and what exp(min(x, bound)) makes of them:
+# decoder gate x_D, encoder gate x_E (e^x, for σ_D's derivative), covariance gate x_C
+# (min(1, e^x); the hinge's derivative is read from x itself), η (β), ρ (e^ρ), 0 (1),
+# η, η (β, β). Split in pairs, [h, β] ⊙ [e^ρ, 1] = [c, β].
+_ROWS = 8
+
+
+def step_constants(count: int, slopes: torch.Tensor, weight: str, scale: float) -> Constants:
+    """The :class:`Constants` of :func:`objective_parts` at ``count`` β per step.
+
+    ``slopes``: the gates' slopes in η, (3, k), stacked as the thresholds (encoder,
+    covariance, decoder)."""
     if weight not in WEIGHTS:
         raise ValueError(f"weight must be one of {', '.join(WEIGHTS)}, got {weight!r}")
-    count = log_beta.shape[0]
-    unit = 1.0 / (count * scale**2)
-    if weight == "flat":  # mean(½ err + β R) / scale²
-        return torch.exp(log_beta) * unit, unit
+    dtype, device = slopes.dtype, slopes.device
+    encoder, covariance, decoder = slopes
+    one, zero = torch.ones_like(encoder), torch.zeros_like(encoder)
+    rows = torch.stack([decoder, encoder, covariance, one, zero, zero, one, one])
+    info = torch.finfo(dtype)
+    bound = torch.tensor([0.0, 0.0, 0.0] + [math.inf] * (_ROWS - 3), dtype=dtype)
+    bound = bound.to(device).reshape(_ROWS, 1)
+    omega = 1.0 / (count * scale**2) if weight == "flat" else 1.0 / count
+    # F = [t_D, t_E, z, z', z_m, z_m', ŵ_D a, ŵ_D c q_D, ŵ_R q_E] (see objective_parts)
+    reduce = torch.zeros(3, 3, count, 9, dtype=dtype, device=device)
+    reduce[0, 0, :, 1] = -0.5 * omega  # the encoder's threshold: −½Ω Σ_b t_E
+    reduce[0, 1, :, 4] = 0.5 * omega  # the covariance's: ½Ω Σ_b [x_C ≤ 0] z
+    reduce[0, 2, :, 0] = -0.5 * omega  # the decoder's
+    reduce[1, 0] = reduce[0].sum(0)  # the three summed: a shared threshold's
+    reduce[1, 1, :, 2] = 0.5 * omega  # ρ: ½Ω Σ_b z
+    reduce[1, 2, :, 6] = -omega  # gN = −Σ_b ω_D a
+    reduce[2, 0, :, 8] = omega  # 2 gK_diag = Σ_b ω_R σ²
+    reduce[2, 1, :, 7] = omega  # 2 gG_diag = Σ_b ω_D c τ²
+    tiny = torch.tensor(info.tiny, dtype=dtype, device=device)
+    return Constants(rows, bound, zero, reduce, omega, tiny)
+
+
+def threshold_rows(thresholds, log_variance, zero) -> list[torch.Tensor]:
+    """The rows of x's offsets (see ``_ROWS``): decoder, encoder and covariance thresholds,
+    0, ρ, 0, 0, 0; ``thresholds`` stacked as (encoder, covariance, decoder)."""
+    encoder, covariance, decoder = thresholds
+    return [decoder, encoder, covariance, zero, log_variance, zero, zero, zero]
+
+
+def _weights(log_beta: torch.Tensor, weight: str, scale: float):
+    """(ŵ_R, ŵ_D) of the weights other than "flat" (there ŵ_R = β, ŵ_D = 1), each of
+    shape (B, 1, 1) or a float: ω_R = Ω ŵ_R, ω_D = Ω ŵ_D with Ω = 1/B."""
     if weight == "inverse":  # mean(R + ½ err / β)
-        return 1.0 / count, torch.exp(-log_beta) / count
-    beta = torch.exp(log_beta)
-    return beta * unit + 1.0 / count, unit + (1.0 / count) / beta
+        return 1.0, torch.exp(-log_beta)
+    beta = torch.exp(log_beta)  # "both": mean(R + ½ err/β) + mean(½ err + β R)/scale²
+    return beta / scale**2 + 1.0, 1.0 / scale**2 + 1.0 / beta
 
 
 def latent_objective(
@@ -149,17 +211,16 @@ class Parts(NamedTuple):
     """What :func:`objective_value` forms the objective from (:func:`objective_parts`):
     each term of eqs. 14–18 summed over β, as the gradient has them."""
 
-    gK_diag: torch.Tensor  # ½ Σ_b ω_R σ², (k,)
-    K_diag: torch.Tensor
-    A_bar: torch.Tensor  # ½ Σ_b ω_D a aᵀ, (k, k)
+    diag_grads: torch.Tensor  # (3, k): 2 gK_diag = Σ_b ω_R σ², 2 gG_diag = Σ_b ω_D c τ², 0
+    d_GK: torch.Tensor  # (2, k): the diagonals of G and K
+    d_N: torch.Tensor  # (1, k): the diagonal of N
+    A: torch.Tensor  # Σ_b ŵ_D a aᵀ, (k, k)
     M: torch.Tensor  # K ⊙ G
     gN: torch.Tensor  # −Σ_b ω_D a
-    N_diag: torch.Tensor
-    gG_diag: torch.Tensor  # ½ Σ_b ω_D c τ²
-    G_diag: torch.Tensor
-    w_rate: torch.Tensor | float
-    c: torch.Tensor  # (B, k)
-    log_c: torch.Tensor
+    omega: float
+    w_rate: torch.Tensor | float | None  # ŵ_R; None: β, "flat"'s
+    c_beta: torch.Tensor  # [c, β], (B, 2, k)
+    u: torch.Tensor  # min(x, bound), (B, 8, k): its rows 2 and 4 are min(x_C, ·) and ρ
     err_total: torch.Tensor | float  # Σ_b ω_D
     S: torch.Tensor  # (d, d)
     grad_b: torch.Tensor  # Σ_b ω_D scale² b'
@@ -169,89 +230,116 @@ class Parts(NamedTuple):
 def objective_value(parts: Parts) -> torch.Tensor:
     """The objective of :func:`latent_objective` from its :class:`Parts` (a scalar)."""
     p = parts
-    rate_rest = 0.5 * (p.w_rate * (p.c - 1.0 - p.log_c)).sum()  # Σ_b ω_R ½Σ_j (c − 1 − log c)
+    d_G, d_K = p.d_GK
+    c, beta = p.c_beta.unbind(1)
+    log_c = p.u[:, 4] + torch.clamp(p.u[:, 2], max=0.0)  # ρ + min(x_C, 0)
+    w_rate = beta if p.w_rate is None else p.w_rate
+    rate_rest = (w_rate * (c - 1.0 - log_c)).sum()  # Σ_b ŵ_R Σ_j (c − 1 − log c)
     gap = 0.5 * torch.dot(p.grad_b, p.grad_b) / p.b_factor  # Σ_b ω_D ½‖m − b‖²
     return (
-        torch.dot(p.gK_diag, p.K_diag)
-        + (p.A_bar * p.M).sum()
-        + torch.dot(p.gN, p.N_diag)
-        + torch.dot(p.gG_diag, p.G_diag)
+        0.5 * (torch.dot(p.diag_grads[0], d_K) + torch.dot(p.diag_grads[1], d_G))
+        + 0.5 * p.omega * ((p.A * p.M).sum() + rate_rest)
+        + torch.dot(p.gN, p.d_N[0])
         + 0.5 * p.err_total * torch.trace(p.S)
-        + rate_rest
         + gap
     )
 
 
-def _plus(base, t1, t2, w):
-    """``base + t1·t2·w``, ``w`` a float or a (B, 1) tensor."""
-    if isinstance(w, torch.Tensor):
-        return torch.addcmul(base, t1 * t2, w)
-    return torch.addcmul(base, t1, t2, value=w)
-
-
 def objective_parts(
-    log_beta, W, V, b, log_variance, thresholds, slopes, P, S, SPt, L, scale, weight="flat"
-) -> tuple[Grads, Parts]:
+    log_beta, W, V, b, log_variance, thresholds, slopes, P, S, SPt, L, scale, weight="flat",
+    *, rows=None, constants=None,
+) -> tuple[Grads, Parts]:  # fmt: skip
     """The gradient of :func:`latent_objective` (same arguments) and the :class:`Parts` of
-    its value: the objective is left to :func:`objective_value`, to form only when read."""
+    its value: the objective is left to :func:`objective_value`, to form only when read.
+
+    ``log_beta`` may be of shape (B,) or (B, 1, 1). :class:`FusedStep` passes ``rows``, the
+    offsets of x already stacked (:func:`threshold_rows`; ``thresholds`` is then not read),
+    and ``constants`` (:func:`step_constants`), formed once.
+
+    The step's (B, k) work is done on wide tensors, x = rows + η·slopes of shape (B, 8, k),
+    its pairs of rows (B, 2, k) and their sums over β as one matrix product with constant
+    weights, so that the step issues few operations (issue 20). With q = σ_D² = −expm1(x)
+    the gates' derivatives are, per β, ``∂/∂x_E = −½ e^x (ω_R dK q_E + ω_D a r) /
+    (σ max(σ, √ε))`` and ``∂/∂x_D = −½ e^x ω_D (c dG q_D + a r) / (τ max(τ, √ε))``: those
+    of :func:`latent_objective`'s chain rule, with σ_D's derivative capped as
+    :func:`linvae.mrvae.gates.sqrt_gate` caps it; both numerators are 0 where a gate is
+    shut, and the denominator is kept positive there by the dtype's smallest normal number.
+    """
     count = log_beta.shape[0]
-    w_rate, w_err = _beta_weights(log_beta.reshape(count, 1), weight, scale)  # (B, 1) or float
-    # the three gates at once, x of shape (B, 3, k): encoder, covariance, decoder
-    x = torch.addcmul(thresholds, log_beta.reshape(count, 1, 1), slopes)
-    gate = torch.sqrt(torch.clamp(torch.expm1(x).neg_(), min=0.0))  # σ_D(x), rows 0 and 2
-    sigma, _, tau = gate.unbind(1)
-    x_c = x[:, 1]
-    log_c = log_variance + torch.clamp(x_c, max=0.0)  # log(e^ρ min(1, eˣ)), (B, k)
-    c = torch.exp(log_c)
+    if constants is None:
+        constants = step_constants(count, slopes, weight, scale)
+    if rows is None:
+        rows = torch.stack(threshold_rows(thresholds, log_variance, constants.zero))
+    eta = log_beta if log_beta.dim() == 3 else log_beta.reshape(count, 1, 1)
+    flat = weight == "flat"
+    x = torch.addcmul(rows, eta, constants.slopes)  # (B, 8, k)
+    u = torch.clamp(x, max=constants.bound)
+    e = torch.exp(u)
+    e_gates, h_beta, rho_one, beta2 = e.split(2, 1)  # [e^x_D, e^x_E], [h, β], [e^ρ, 1], [β, β]
+    u_gates, _ = u.split([2, _ROWS - 2], 1)
+    q = torch.expm1(u_gates).neg_()  # σ_D(x)² = max(0, 1 − eˣ), [τ², σ²]
+    gate = torch.sqrt(q)  # [τ, σ]
+    c_beta = h_beta * rho_one  # [c, β]: c = e^ρ min(1, e^x_C)
+    a = gate.prod(1, keepdim=True)  # στ, (B, 1, k)
 
+    # the (k, d) layouts: their products are the fastest on the CPU (d = 784: a (d, d) × (d, k)
+    # product takes 1.6 times a (k, d) × (d, d) one), at the cost of four transposed views
     E1 = torch.mm(W, P)  # (k, d)
-    D2 = V * scale if L is None else torch.mm(L, V)  # (d, k)
-    D2t = D2.T
-    E1S = torch.mm(E1, S)  # (k, d)
+    E1S = torch.mm(E1, S)
     K = torch.mm(E1S, E1.T)  # (k, k)
+    D2 = V * scale if L is None else torch.mm(L, V)  # (d, k)
+    G = torch.mm(D2.T, D2)
     N = torch.mm(E1S, D2)
-    G = torch.mm(D2t, D2)
-    dK, dN, dG = K.diagonal(), N.diagonal(), G.diagonal()
-    M = K * G
+    GKN = torch.stack([G, K, N])
+    d_GK, d_N = GKN.diagonal(0, 1, 2).split([2, 1])  # [dG, dK], [dN]
+    M = G * K
+    r = torch.matmul(a, M) - d_N  # ∂(½aᵀMa − aᵀdiag N)/∂a, (B, 1, k)
 
-    a = sigma * tau  # (B, k)
-    r = torch.mm(a, M) - dN  # ∂(½aᵀMa − aᵀdiag N)/∂a
-    ct = c * tau
-    ct2 = ct * tau
-    half_rate, half_err = 0.5 * w_rate, 0.5 * w_err
-    wa = a * half_err
-    A_bar = torch.mm(wa.T, a)  # (k, k)
-    gN = wa.sum(0).mul_(-2.0)  # ∂N = diag(gN)
-    gK_diag = (sigma * sigma * half_rate).sum(0)
-    gG_diag = (ct2 * half_err).sum(0)
-    gK = A_bar * G
-    gK.diagonal().add_(gK_diag)
-    gG = A_bar * K
-    gG.diagonal().add_(gG_diag)
-    grad_W = torch.mm(torch.addmm(gN.unsqueeze(1) * D2t, gK, E1, alpha=2.0), SPt)
+    if flat:  # ω_R = Ω β, ω_D = Ω
+        w_rate, w_err, wc, aw = beta2, 1.0, c_beta, a
+        w_err_sum = float(count)
+    else:
+        w_rate, w_err = _weights(eta, weight, scale)
+        ones = torch.ones_like(c_beta[:, 1:])
+        wc = torch.cat([c_beta[:, :1] * w_err, ones * w_rate], 1)  # [ŵ_D c, ŵ_R]
+        aw = a * w_err
+        w_err_sum = w_err.sum() if isinstance(w_err, torch.Tensor) else w_err * count
+    cq = wc * q  # [ŵ_D c τ², ŵ_R σ²]
+    y = cq * d_GK  # [ŵ_D c τ² dG, ŵ_R σ² dK]
+    numerator = torch.addcmul(y, aw, r)
+    floor = math.sqrt(torch.finfo(x.dtype).eps)
+    denominator = torch.addcmul(constants.tiny, gate, torch.clamp(gate, min=floor))
+    t = e_gates * numerator / denominator  # −2/Ω ∂/∂x of the decoder's and encoder's gates
+    if isinstance(w_rate, torch.Tensor):
+        z = torch.addcmul(y, w_rate, c_beta - 1.0)  # row 0: 2/Ω ∂/∂log c
+    else:
+        z = y + w_rate * (c_beta - 1.0)
+    z_masked = torch.where(x[:, 2:3] <= 0, z, 0.0)  # the hinge's derivative: 1 where x_C ≤ 0
+    F = torch.cat([t, z, z_masked, aw, cq], 1)  # (B, 9, k)
+    sums = torch.tensordot(constants.reduce, F, dims=([2, 3], [0, 1]))  # (3, 3, k)
+    d_thresholds, rest, diag_grads = sums.unbind(0)
+    d_shared, d_log_variance, gN = rest.unbind(0)
+
+    A = torch.tensordot(aw, a, dims=([0, 1], [0, 1]))  # Σ_b ŵ_D a aᵀ
+    # [2 ∂K, 2 ∂G, ·] = Ω A ⊙ [G, K, N] + diag([2 gK_diag, 2 gG_diag, 0])
+    twice_dK, twice_dG, _ = torch.addcmul(
+        torch.diag_embed(diag_grads), A, GKN, value=constants.omega
+    ).unbind(0)
+    grad_W = torch.mm(torch.addmm((D2 * gN).T, twice_dK, E1), SPt)  # (2∂K E₁ + ∂N D₂ᵀ) S Pᵀ
     # ∂D₂ = (E₁S)ᵀ∂N + 2D₂∂G; addmm's result is contiguous, as V: fused Adam needs it
     if L is None:
-        grad_V = torch.addmm(E1S.T * gN, D2, gG, beta=scale, alpha=2.0 * scale)
+        grad_V = torch.addmm(E1S.T * gN, D2, twice_dG, beta=scale, alpha=scale)
     else:
-        grad_V = torch.mm(L.T, torch.addmm(E1S.T * gN, D2, gG, alpha=2.0))
-    err_total = w_err.sum() if isinstance(w_err, torch.Tensor) else w_err * count
+        grad_V = torch.mm(L.T, torch.addmm(E1S.T * gN, D2, twice_dG))
+    err_total = constants.omega * w_err_sum
     b_factor = scale**2 * err_total
     grad_b = b * b_factor
-
-    ct_dG = ct * dG
-    d_sigma = _plus(sigma * dK * w_rate, tau, r, w_err)
-    d_tau = torch.addcmul(ct_dG, sigma, r) * w_err
-    d_log_c = _plus((c - 1.0) * half_rate, ct_dG, tau, half_err)
-    # σ_D'(x) = −eˣ / (2 max(σ_D, √ε)), 0 where the gate is shut (gates._SqrtGate); the
-    # hinge's derivative 1 where x ≤ 0, as torch.clamp's
-    floor = math.sqrt(torch.finfo(x.dtype).eps)
-    slope = torch.where(gate > 0, torch.exp(x) / torch.clamp(gate, min=floor), 0.0)
-    d_open = (torch.stack([d_sigma, d_tau], 1) * slope[:, ::2]).sum(0).mul_(-0.5)  # (2, k)
-    d_cov = torch.where(x_c <= 0, d_log_c, 0.0).sum(0)
-    d_thresholds = torch.stack([d_open[0], d_cov, d_open[1]])
-    grads = Grads(grad_W, grad_V, grad_b, d_log_c.sum(0), d_thresholds)
-    parts = Parts(gK_diag, dK, A_bar, M, gN, dN, gG_diag, dG, w_rate, c, log_c, err_total, S,
-                  grad_b, b_factor)  # fmt: skip
+    grads = Grads(grad_W, grad_V, grad_b, d_log_variance, d_thresholds, d_shared)
+    rate_weight = None if flat else w_rate  # ŵ_R, None: β (c_beta's row 1)
+    if isinstance(rate_weight, torch.Tensor):
+        rate_weight = rate_weight.reshape(count, 1)  # as objective_value's (B, k) rows
+    parts = Parts(diag_grads, d_GK, d_N, A, M, gN, constants.omega, rate_weight, c_beta, u,
+                  err_total, S, grad_b, b_factor)  # fmt: skip
     return grads, parts
 
 
@@ -280,7 +368,7 @@ class BetaDraws:
 
     Row s is ``log lo + (log hi − log lo) u^power``, u one per stratum of [0, 1], jittered
     (:func:`linvae.mrvae.recipe.stratified`): the same values, from the same stream, as
-    drawing each step on its own. Each step then costs one indexing operation.
+    drawing each step on its own. Each step then costs no operation (a view of the chunk).
 
     Parameters
     ----------
@@ -293,15 +381,19 @@ class BetaDraws:
     dtype : torch.dtype
     device : torch.device
     chunk : int, default 256
+    shape : tuple of int, optional
+        Each step's shape, ``(count,)`` by default; ``(count, 1, 1)`` as
+        :func:`objective_parts` reads it.
     """
 
-    def __init__(self, count, log_range, power, generator, dtype, device, chunk=256):
+    def __init__(self, count, log_range, power, generator, dtype, device, chunk=256, shape=None):
         self.count, self.log_range, self.power = count, log_range, power
         self.generator, self.dtype, self.device, self.chunk = generator, dtype, device, chunk
+        self.shape = (count,) if shape is None else tuple(shape)
         self.rows, self.next = None, chunk
 
     def __call__(self) -> torch.Tensor:
-        """The next step's log β, shape (count,)."""
+        """The next step's log β, of shape ``shape``."""
         if self.next == self.chunk:
             jitter = torch.rand(
                 self.chunk, self.count, generator=self.generator, dtype=torch.float64,
@@ -311,7 +403,8 @@ class BetaDraws:
             u = u / self.count
             log_lo, log_hi = self.log_range
             rows = log_lo + (log_hi - log_lo) * u**self.power
-            self.rows, self.next = rows.to(self.dtype).to(self.device), 0
+            rows = rows.to(self.dtype).to(self.device).reshape(self.chunk, *self.shape)
+            self.rows, self.next = rows.unbind(0), 0  # views: a step indexes a tuple
         self.next += 1
         return self.rows[self.next - 1]
 
@@ -366,6 +459,7 @@ class FusedStep:
         self.scale, self.weight = float(scale), weight
         self.slopes = torch.stack([g.weight.detach() for g in model.gate_modules()])
         self.objective = objective
+        self._constants: dict = {}
         if objective is not None:  # constants: a CUDA graph reads them in place, uncopied
             for tensor in (self.P, self.S, self.SPt, self.slopes, L):
                 if tensor is not None:
@@ -374,25 +468,61 @@ class FusedStep:
     def __call__(self, log_beta: torch.Tensor):
         gates = self.model.gate_modules()
         with torch.no_grad():
-            thresholds = torch.stack([g.bias for g in gates])
-            args = (
-                log_beta, self.W, self.V, self.b, self.model.log_variance, thresholds,
-                self.slopes, self.P, self.S, self.SPt, self.L, self.scale, self.weight,
-            )  # fmt: skip
-            if self.objective is None:
-                grads, parts = objective_parts(*args)
+            if self.objective is None:  # one stack: x's offsets (threshold_rows)
+                constants = self.constants(log_beta.shape[0], self.weight)
+                rho = self.model.log_variance
+                rows = torch.stack(threshold_rows([g.bias for g in gates], rho, constants.zero))
+                grads, parts = objective_parts(
+                    log_beta, self.W, self.V, self.b, rho, None, self.slopes, self.P, self.S,
+                    self.SPt, self.L, self.scale, self.weight, rows=rows, constants=constants,
+                )  # fmt: skip
                 loss = DeferredLoss(parts)
             else:
-                loss, grads = self.objective(*args)
+                thresholds = torch.stack([g.bias for g in gates])
+                loss, grads = self.objective(
+                    log_beta, self.W, self.V, self.b, self.model.log_variance, thresholds,
+                    self.slopes, self.P, self.S, self.SPt, self.L, self.scale, self.weight,
+                )  # fmt: skip
+        self._assign(grads)
+        return loss
+
+    def constants(self, count: int, weight: str) -> Constants:
+        """:func:`step_constants` of ``count`` β and ``weight``, formed once."""
+        key = (count, weight)
+        if key not in self._constants:
+            self._constants[key] = step_constants(count, self.slopes, weight, self.scale)
+        return self._constants[key]
+
+    def exact(self, log_beta: torch.Tensor, weight: str, row_scale: torch.Tensor) -> torch.Tensor:
+        """The objective at ``log_beta`` weighted by ``weight``, eagerly, with the encoder's
+        rows trained scaled, ``E₁ = diag(1/row_scale) W P`` (``row_scale`` of shape (k, 1)):
+        the polish's evaluation. Sets the same ``.grad`` as a step; returns a scalar tensor."""
+        gates = self.model.gate_modules()
+        with torch.no_grad():
+            thresholds = torch.stack([g.bias for g in gates])
+            grads, parts = objective_parts(
+                log_beta, self.W / row_scale, self.V, self.b, self.model.log_variance,
+                thresholds, self.slopes, self.P, self.S, self.SPt, self.L, self.scale, weight,
+                constants=self.constants(log_beta.shape[0], weight),
+            )  # fmt: skip
+            self._assign(grads._replace(W=grads.W / row_scale))
+            return objective_value(parts)
+
+    def rewhitened(self) -> None:
+        """Form ``S Pᵀ`` again after ``P`` was changed in place (the polish's re-whitening)."""
+        with torch.no_grad():
+            self.SPt.copy_(self.S @ self.P.T)
+
+    def _assign(self, grads: Grads) -> None:
+        gates = self.model.gate_modules()
         self.W.grad, self.V.grad, self.b.grad = grads.W, grads.V, grads.b
         self.model.log_variance.grad = grads.log_variance
         encoder, covariance, decoder = gates
         if encoder.bias is covariance.bias is decoder.bias:  # one threshold per latent
-            encoder.bias.grad = grads.thresholds.sum(0)
+            encoder.bias.grad = grads.shared
         else:
             for gate, grad in zip(gates, grads.thresholds.unbind(0), strict=True):
                 gate.bias.grad = grad
-        return loss
 
 
 class DeferredLoss:

@@ -350,13 +350,13 @@ def lbfgs(module: nn.Module, loss: Callable[[], torch.Tensor], iterations: int) 
     the recipe's polish (:mod:`linvae.mrvae.recipe`), which puts back the weights it started
     from when a line search leaves the loss or a weight non-finite. Returns the loss
     evaluations."""
-    from .recipe import _polish
+    from .recipe import _polish, with_backward
 
     iterations = as_int(iterations, "iterations", minimum=0)
     params = [p for p in module.parameters() if p.requires_grad]
     if iterations == 0 or not params:
         return 0
-    evaluations, _, _ = _polish(iterations, params, lambda _nodes: loss(), None, Guard(module))
+    evaluations, _, _ = _polish(iterations, params, with_backward(loss), Guard(module))
     return evaluations
 
 

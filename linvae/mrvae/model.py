@@ -461,12 +461,21 @@ class LatentMRVAE(LinearMRVAE):
 
         A gate σ_D(η − η₀) is shut, with zero gradient, for η ≥ η₀; one shut on the whole
         range leaves its latent dead for good. Clamping the thresholds to η₀ ≥
-        ``log_beta_min`` (a projection after each step) rules that out.
+        ``log_beta_min`` (a projection after each step) rules that out. Two operations for
+        both gates (the bounds ``input_center − log_beta_min`` as tensors: no read back from
+        the device in the training loop); a threshold the two gates share is clamped once,
+        at the lower bound.
         """
+        encoder, decoder = self.encoder2_gate, self.decoder1_gate
         with torch.no_grad():
-            for gate in (self.encoder2_gate, self.decoder1_gate):
-                # a tensor bound: no read back from the device in the training loop
-                gate.bias.clamp_(max=gate.input_center - log_beta_min)
+            if encoder.bias is decoder.bias:  # tied (the recipe's share_thresholds_from)
+                bound = torch.minimum(encoder.input_center, decoder.input_center) - log_beta_min
+                encoder.bias.clamp_(max=bound)
+            else:
+                bounds = torch._foreach_sub(
+                    [encoder.input_center, decoder.input_center], log_beta_min
+                )
+                torch._foreach_clamp_max_([encoder.bias, decoder.bias], bounds)
 
 
 def one_layer_vae(d: int, k: int, *, seed: int = 0, dtype: torch.dtype = torch.float64):
