@@ -42,7 +42,7 @@ RECIPE_DEFAULTS = {
         "lr": 0.1,
         "batch_size": 16,
         "train_range": "auto",
-        "polish": 1000,
+        "polish": 1500,
         "objective": "exact",
         "beta_sampling": "stratified",
         "gate_input": "log_beta",
