@@ -150,8 +150,15 @@ def test_an_interrupt_stops_the_scoreboard_even_when_the_trainer_swallows_it():
 
     X, _ = load("gaussian", n=40, eigvals=[2.0, 1.0, 0.5])
     methods = [custom("still", still), custom("cut", interrupted), custom("never", never)]
-    record = run_scoreboard(X, [0.1, 1.0], (0.05, 1.0), latent=2, methods=methods,
-                            budgets=(1,), objectives=("exact",))  # fmt: skip
+    # Ctrl-C as an interactive session has it: a job started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and the kill above would do nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        record = run_scoreboard(X, [0.1, 1.0], (0.05, 1.0), latent=2, methods=methods,
+                                budgets=(1,), objectives=("exact",))  # fmt: skip
+        restored = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert record["partial"] is True
     assert [r["method"] for r in record["runs"]] == ["still"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert restored is signal.default_int_handler  # the scoreboard put back what it found
