@@ -123,9 +123,10 @@ class RecipeConfig:
         L-BFGS iterations after Adam (0: none). 1500 for d = 3025, k = 64: there the last
         excess is rotations within close eigenpairs, which the polish resolves slowly
         (max excess/β 0.017 after 1000 iterations, 0.0078 after 1250, 0.0047 after 1500,
-        0.0025 after 2000; one seed, docs/results.md). With ``step="fused"`` each evaluation is the
-        fused step's closed form (three (k, d) × (d, d) products; autograd's loss and
-        backward form six): 0.13 s against 0.43 s at d = 3025, k = 64, one CPU thread.
+        0.0026 after 2000; one seed, docs/results.md). With ``step="fused"`` each
+        evaluation is the fused step's closed form (three (k, d) × (d, d) products;
+        autograd's loss and backward form six): at d = 3025, k = 64, one thread, 0.24 s an
+        evaluation in a training run, 0.43 s through autograd in an earlier one.
     polish_nodes : int, default 64
         The polish's fixed quadrature: the midpoints of as many strata of u, same density.
     polish_weight : {"both", "inverse", "flat"}, default "both"
@@ -517,7 +518,7 @@ def train_recipe(
         if done == share_at:
             _share_thresholds(model)
             shared = True
-        if keep_open:  # one clamp: the model keeps the bounds (LatentMRVAE.keep_open)
+        if keep_open:  # two or three operations (LatentMRVAE.keep_open)
             model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
 
     start = time.perf_counter()
