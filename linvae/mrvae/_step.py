@@ -466,25 +466,30 @@ class FusedStep:
                     torch._dynamo.mark_static_address(tensor)
 
     def __call__(self, log_beta: torch.Tensor):
-        gates = self.model.gate_modules()
         with torch.no_grad():
-            if self.objective is None:  # one stack: x's offsets (threshold_rows)
-                constants = self.constants(log_beta.shape[0], self.weight)
-                rho = self.model.log_variance
-                rows = torch.stack(threshold_rows([g.bias for g in gates], rho, constants.zero))
-                grads, parts = objective_parts(
-                    log_beta, self.W, self.V, self.b, rho, None, self.slopes, self.P, self.S,
-                    self.SPt, self.L, self.scale, self.weight, rows=rows, constants=constants,
-                )  # fmt: skip
+            if self.objective is None:
+                grads, parts = self._eager(log_beta, self.W, self.weight)
                 loss = DeferredLoss(parts)
             else:
-                thresholds = torch.stack([g.bias for g in gates])
+                thresholds = torch.stack([g.bias for g in self.model.gate_modules()])
                 loss, grads = self.objective(
                     log_beta, self.W, self.V, self.b, self.model.log_variance, thresholds,
                     self.slopes, self.P, self.S, self.SPt, self.L, self.scale, self.weight,
                 )  # fmt: skip
         self._assign(grads)
         return loss
+
+    def _eager(self, log_beta: torch.Tensor, W: torch.Tensor, weight: str):
+        """:func:`objective_parts` at ``log_beta`` with the encoder's ``W``: one stack for
+        x's offsets (:func:`threshold_rows`), the constants formed once."""
+        constants = self.constants(log_beta.shape[0], weight)
+        rho = self.model.log_variance
+        biases = [g.bias for g in self.model.gate_modules()]
+        rows = torch.stack(threshold_rows(biases, rho, constants.zero))
+        return objective_parts(
+            log_beta, W, self.V, self.b, rho, None, self.slopes, self.P, self.S, self.SPt,
+            self.L, self.scale, weight, rows=rows, constants=constants,
+        )  # fmt: skip
 
     def constants(self, count: int, weight: str) -> Constants:
         """:func:`step_constants` of ``count`` β and ``weight``, formed once."""
@@ -497,14 +502,8 @@ class FusedStep:
         """The objective at ``log_beta`` weighted by ``weight``, eagerly, with the encoder's
         rows trained scaled, ``E₁ = diag(1/row_scale) W P`` (``row_scale`` of shape (k, 1)):
         the polish's evaluation. Sets the same ``.grad`` as a step; returns a scalar tensor."""
-        gates = self.model.gate_modules()
         with torch.no_grad():
-            thresholds = torch.stack([g.bias for g in gates])
-            grads, parts = objective_parts(
-                log_beta, self.W / row_scale, self.V, self.b, self.model.log_variance,
-                thresholds, self.slopes, self.P, self.S, self.SPt, self.L, self.scale, weight,
-                constants=self.constants(log_beta.shape[0], weight),
-            )  # fmt: skip
+            grads, parts = self._eager(log_beta, self.W / row_scale, weight)
             self._assign(grads._replace(W=grads.W / row_scale))
             return objective_value(parts)
 

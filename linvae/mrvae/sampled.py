@@ -9,9 +9,9 @@ and what the units are computed from. Each default was measured one change at a 
 
 - **Objective**: eq. 13 per draw, ``½‖x − x̂(z)‖² + β·R`` (the constant ``d/2·log 2π``
   left out), weighted as the recipe's ``beta_weight``
-  (:func:`linvae.mrvae.recipe.weighted_loss`, "flat": the loss over ``scale²``). The rate is the sample ``log q(z|x) − log p(z)`` with q's
-  parameters held out of the gradient ("sticking the landing", Roeder, Wu & Duvenaud
-  2017, ``"stl"``): its mean is the KL (eq. 14) and its gradient in the encoder vanishes
+  (:func:`linvae.mrvae.recipe.weighted_loss`, "flat": the loss over ``scale²``). The rate
+  is the sample ``log q(z|x) − log p(z)`` with q's parameters held out of the gradient
+  ("sticking the landing", Roeder, Wu & Duvenaud 2017, ``"stl"``): its mean is the KL (eq. 14) and its gradient in the encoder vanishes
   for every ε where q is the exact tempered posterior ``∝ p(x|z)^{1/β} p(z)``, which the
   optimum of a linear VAE is (eqs. 21–23); or the KL in closed form (``"reparameterised"``).
 - **Antithetic noise**: each example of a batch twice, with ε and −ε, at one β: the
