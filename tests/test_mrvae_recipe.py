@@ -12,7 +12,13 @@ from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.data import load
 from linvae.mrvae.model import LatentMRVAE, model_from_config, one_layer_vae
-from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range, whitening_factor
+from linvae.mrvae.recipe import (
+    RecipeConfig,
+    adam_dtype,
+    train_recipe,
+    training_range,
+    whitening_factor,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -60,16 +66,17 @@ def test_thresholds_start_by_the_square_density_inside_the_range():
     np.testing.assert_allclose(share, np.maximum(q**2, 0.05), rtol=1e-12)
 
 
-def _default_recipe_on_the_full_grid(small, device="cpu"):
-    """A k = 4 MR-VAE trained by the default recipe on ``device``: (TrainResult, excess at
-    every full-grid β, the grid)."""
+def _default_recipe_on_the_full_grid(small, device="cpu", **settings):
+    """A k = 4 MR-VAE trained by the default recipe (with ``settings``) on ``device``:
+    (TrainResult, excess at every full-grid β, the grid)."""
     X, stats = small
     k = 4
     eigvals = spectrum(stats.cov).eigvals
     grid = full_grid(eigvals, k)
     beta_range = training_range(grid)
     model = LatentMRVAE(X.shape[1], k, beta_range=beta_range)
-    result = train_recipe(model, X, RecipeConfig(), beta_range=beta_range, device=device)
+    config = RecipeConfig(**settings)
+    result = train_recipe(model, X, config, beta_range=beta_range, device=device)
     loss = evaluate_model(model, stats.mean, stats.cov, grid)["loss"]
     excess = excess_loss(loss, rate_distortion(eigvals, k, grid).loss)  # raises below 0
     return result, excess, grid
@@ -80,6 +87,27 @@ def test_the_default_recipe_reaches_the_optimum_at_every_full_grid_beta(small):
     assert result.steps == RecipeConfig().steps and not result.interrupted
     assert result.polish_evaluations > 0
     assert excess.max() <= 0.01, (excess.max(), grid[int(np.argmax(excess))])
+
+
+@pytest.mark.parametrize("blas", ["numpy", "torch"])
+def test_adam_in_float32_products_still_reaches_the_optimum_after_the_float64_polish(small, blas):
+    """``adam_precision="float32"`` (the default where d ≥ 1024): Adam's products in
+    float32, the polish in float64 removes what their round-off left."""
+    result, excess, grid = _default_recipe_on_the_full_grid(
+        small, adam_precision="float32", blas=blas
+    )
+    assert result.polish_evaluations > 0
+    assert excess.max() <= 0.01, (excess.max(), grid[int(np.argmax(excess))])
+
+
+def test_auto_adam_precision_is_float32_from_d_1024_on():
+    assert adam_dtype("auto", 1023, torch.float64) == torch.float64
+    assert adam_dtype("auto", 1024, torch.float64) == torch.float32
+    assert adam_dtype("float64", 5000, torch.float64) == torch.float64
+    assert adam_dtype("float32", 8, torch.float64) == torch.float32
+    for name, value in (("adam_precision", "float16"), ("blas", "mkl")):
+        with pytest.raises(ValueError, match=name):
+            RecipeConfig(**{name: value})
 
 
 def test_the_beta_vae_trained_the_same_way_reaches_its_optimum(small):

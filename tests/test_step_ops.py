@@ -14,6 +14,7 @@ from linvae.mrvae._step import (
     FusedStep,
     compiled_objective,
     latent_objective,
+    step_products,
     top_level_ops,
 )
 from linvae.mrvae.model import LatentMRVAE
@@ -109,7 +110,7 @@ def test_the_fused_step_sets_gradients_laid_out_as_their_tensors():
 
 def test_the_fused_step_gives_a_shared_threshold_the_sum_of_its_three_gradients():
     model, _, cov, factors, L, (W, V, b), eta = _problem()
-    step = FusedStep(model, W, V, b, factors.P, cov, L, factors.scale, "both")
+    step = FusedStep(model, W, V, b, factors.P, cov, L, factors.scale, "both", blas="torch")
     encoder, covariance, decoder = model.gate_modules()
     covariance.bias = encoder.bias  # as train_recipe ties them
     decoder.bias = encoder.bias
@@ -121,6 +122,64 @@ def test_the_fused_step_gives_a_shared_threshold_the_sum_of_its_three_gradients(
     scale = float(grads.thresholds.abs().max())
     np.testing.assert_allclose(grads.shared.numpy(), grads.thresholds.sum(0).numpy(), rtol=0,
                                atol=1e-14 * scale)  # fmt: skip
+
+
+@pytest.mark.parametrize("whiten", [True, False])
+def test_numpys_and_torchs_products_agree_to_round_off_and_float32_to_its_own(whiten):
+    """The step's three (k, d) × (d, d) products: W P (a triangular product through numpy),
+    E₁ S and Y S Pᵀ, of the whitening factor (lower triangular) or of the data's scale
+    alone (diagonal); in float32 to float32's round-off, returned in float64."""
+    _, _, cov, _, _, (W, _, _), _ = _problem(d=40, k=5)
+    P = data_factors(cov, RANGE[0], whiten=whiten).P
+    SPt = cov @ P.T
+    Y = torch.randn(5, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    W = W.detach()
+    E1 = W @ P
+    reference = (E1, E1 @ cov, Y @ SPt)
+    for blas in ("torch", "numpy"):
+        for dtype, tolerance in ((torch.float64, 1e-13), (torch.float32, 1e-5)):
+            products = step_products(P, cov, SPt, dtype=dtype, blas=blas)
+            got = (products.encoder(W), products.covariance(E1), products.back(Y))
+            for want, have in zip(reference, got, strict=True):
+                assert have.dtype == torch.float64 and have.shape == want.shape
+                error = float((have - want).abs().max() / want.abs().max())
+                assert error <= tolerance, (blas, dtype, error)
+                if dtype == torch.float32:  # formed in float32 indeed
+                    assert error > 1e-12, (blas, error)
+
+
+def test_step_products_refuse_an_unknown_blas():
+    P = torch.eye(3, dtype=torch.float64)
+    with pytest.raises(ValueError, match="blas"):
+        step_products(P, P, P, blas="mkl")
+
+
+def test_the_fused_step_takes_a_lower_triangular_factor_only():
+    model, _, cov, factors, L, (W, V, b), _ = _problem()
+    with pytest.raises(ValueError, match="lower triangular"):
+        FusedStep(model, W, V, b, factors.P.T, cov, L, factors.scale, "flat")
+    with pytest.raises(ValueError, match="blas"):
+        FusedStep(model, W, V, b, factors.P, cov, L, factors.scale, "flat", blas="mkl")
+
+
+def test_a_float32_step_keeps_float64_gradients_and_leaves_the_exact_objective_float64():
+    """``step_dtype`` float32: the step's gradients within float32's round-off of the
+    float64 step's, still float64 tensors; :meth:`FusedStep.exact` (the polish's) the same
+    to the last bit as the float64 step's."""
+    model, _, cov, factors, L, (W, V, b), eta = _problem(d=40, k=5)
+    tensors = (W, V, b, model.log_variance, *(g.bias for g in model.gate_modules()))
+    grads, exact = {}, {}
+    for dtype in (torch.float64, torch.float32):
+        step = FusedStep(model, W, V, b, factors.P, cov, L, factors.scale, "both",
+                         step_dtype=dtype)  # fmt: skip
+        step(eta)
+        grads[dtype] = [t.grad.clone() for t in tensors]
+        exact[dtype] = float(step.exact(eta, "both", torch.ones(5, 1, dtype=torch.float64)))
+    assert exact[torch.float32] == exact[torch.float64]
+    for want, have in zip(grads[torch.float64], grads[torch.float32], strict=True):
+        assert have.dtype == torch.float64
+        scale = float(want.abs().max())
+        np.testing.assert_allclose(have.numpy(), want.numpy(), rtol=0, atol=1e-4 * scale)
 
 
 def test_beta_draws_are_the_stratified_draws_of_each_step():
@@ -155,7 +214,9 @@ def test_the_fused_step_issues_the_same_operations_at_every_d_and_far_fewer_than
     for d in (6, 30):
         X = _data(d, seed=5)
         for step in ("fused", "autograd"):
-            counts[d, step] = recipe_ops_per_step(X, 3, {"step": step}, 10, RANGE)
+            # as a GPU issues them: torch's products (the CPU's default forms its three
+            # (k, d) × (d, d) products through numpy's BLAS, outside aten)
+            counts[d, step] = recipe_ops_per_step(X, 3, {"step": step, "blas": "torch"}, 10, RANGE)
     assert counts[6, "fused"] == counts[30, "fused"]
     assert counts[6, "autograd"] == counts[30, "autograd"]
     assert counts[6, "fused"] <= counts[6, "autograd"] / 3  # 58 against 368 when written

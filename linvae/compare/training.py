@@ -146,11 +146,16 @@ def baseline_betas(config: CompareConfig, grid) -> np.ndarray:
 
 @contextlib.contextmanager
 def torch_threads(threads: int):
-    """torch's intra-op thread count set to ``threads`` inside, restored after."""
+    """torch's intra-op thread count and numpy's BLAS threads (which form the recipe's
+    large products on the CPU, :func:`linvae.mrvae._step.step_products`) set to
+    ``threads`` inside, restored after."""
+    from threadpoolctl import threadpool_limits
+
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        yield
+        with threadpool_limits(limits=threads, user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(previous)
 

@@ -35,6 +35,7 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from .model import LatentMRVAE
@@ -130,6 +131,75 @@ def _weights(log_beta: torch.Tensor, weight: str, scale: float):
         return 1.0, torch.exp(-log_beta)
     beta = torch.exp(log_beta)  # "both": mean(R + ½ err/β) + mean(½ err + β R)/scale²
     return beta / scale**2 + 1.0, 1.0 / scale**2 + 1.0 / beta
+
+
+class Products(NamedTuple):
+    """The step's three (k, d) × (d, d) products, nearly all of its arithmetic at large d,
+    each a function of its (k, d) left factor: ``encoder(W) = W P``, ``covariance(E₁) =
+    E₁ S``, ``back(Y) = Y S Pᵀ``; each returns a (k, d) tensor of its argument's dtype."""
+
+    encoder: Callable[[torch.Tensor], torch.Tensor]
+    covariance: Callable[[torch.Tensor], torch.Tensor]
+    back: Callable[[torch.Tensor], torch.Tensor]
+
+
+#: Who forms the :class:`Products` (:func:`step_products`): "auto" is numpy on the CPU.
+BLAS = ("auto", "torch", "numpy")
+
+
+def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
+    """The :class:`Products` of the factor ``P`` (d, d, lower triangular), the covariance
+    ``S`` and ``S Pᵀ``, formed in ``dtype`` (default: theirs) and returned in the left
+    factor's dtype.
+
+    ``blas``: "torch" (``torch.mm``), or "numpy" (CPU tensors; numpy's BLAS, and ``W P``
+    as a triangular product, half the arithmetic), or "auto": numpy on the CPU, torch
+    elsewhere. torch's CPU wheels multiply with MKL, numpy's with OpenBLAS; on the AMD
+    EPYC that CI runs on, one thread, a (64, 3025) × (3025, 3025) float64 product took
+    43–53 ms through torch and 34–37 ms through numpy, and ``W P`` 21–24 ms as a triangular
+    product (docs/results.md, "The CPU's products"). Copies of the constants are taken only
+    where ``dtype`` or the layout differs (``P`` column-major for numpy's triangular product).
+    """
+    dtype = P.dtype if dtype is None else dtype
+    if blas not in BLAS:
+        raise ValueError(f"blas must be one of {BLAS}, got {blas!r}")
+    on_cpu = P.device.type == "cpu"
+    if blas == "numpy" and not on_cpu:
+        raise ValueError(f"blas: 'numpy' multiplies CPU tensors, these are on {P.device}")
+    if blas == "torch" or (blas == "auto" and not on_cpu):
+        P_, S_, SPt_ = (t.to(dtype) for t in (P, S, SPt))
+        if dtype == P.dtype:
+            return Products(
+                lambda W: torch.mm(W, P_), lambda E1: torch.mm(E1, S_),
+                lambda Y: torch.mm(Y, SPt_),
+            )  # fmt: skip
+        return Products(
+            lambda W: torch.mm(W.to(dtype), P_).to(W.dtype),
+            lambda E1: torch.mm(E1.to(dtype), S_).to(E1.dtype),
+            lambda Y: torch.mm(Y.to(dtype), SPt_).to(Y.dtype),
+        )  # fmt: skip
+    from scipy.linalg import blas as scipy_blas
+
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    P_columns = np.asfortranarray(P.numpy(), dtype=np_dtype)  # trmm's layout
+    S_, SPt_ = (np.ascontiguousarray(t.numpy(), dtype=np_dtype) for t in (S, SPt))
+    trmm = scipy_blas.get_blas_funcs("trmm", dtype=np_dtype)
+
+    def left(A: torch.Tensor) -> np.ndarray:
+        return (A.detach() if A.requires_grad else A).numpy().astype(np_dtype, copy=False)
+
+    def back_to(out: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+        out = torch.from_numpy(out)
+        return out if out.dtype == like.dtype else out.to(like.dtype)
+
+    def encoder(W):  # (W P)ᵀ = Pᵀ Wᵀ, Wᵀ column-major as W is row-major: no copy
+        return back_to(trmm(1.0, P_columns, left(W).T, side=0, lower=1, trans_a=1).T, W)
+
+    return Products(
+        encoder,
+        lambda E1: back_to(np.matmul(left(E1), S_), E1),
+        lambda Y: back_to(np.matmul(left(Y), SPt_), Y),
+    )
 
 
 def latent_objective(
@@ -247,10 +317,13 @@ def objective_value(parts: Parts) -> torch.Tensor:
 
 def objective_parts(
     log_beta, W, V, b, log_variance, thresholds, slopes, P, S, SPt, L, scale, weight="flat",
-    *, rows=None, constants=None,
+    *, rows=None, constants=None, products=None,
 ) -> tuple[Grads, Parts]:  # fmt: skip
     """The gradient of :func:`latent_objective` (same arguments) and the :class:`Parts` of
     its value: the objective is left to :func:`objective_value`, to form only when read.
+
+    ``products`` forms the step's three (k, d) × (d, d) products (:class:`Products`,
+    :func:`step_products`); default ``torch.mm`` with ``P``, ``S`` and ``SPt``.
 
     ``log_beta`` may be of shape (B,) or (B, 1, 1). :class:`FusedStep` passes ``rows``, the
     offsets of x already stacked (:func:`threshold_rows`; ``thresholds`` is then not read),
@@ -284,8 +357,12 @@ def objective_parts(
 
     # the (k, d) layouts: their products are the fastest on the CPU (d = 784: a (d, d) × (d, k)
     # product takes 1.6 times a (k, d) × (d, d) one), at the cost of four transposed views
-    E1 = torch.mm(W, P)  # (k, d)
-    E1S = torch.mm(E1, S)
+    if products is None:
+        E1 = torch.mm(W, P)  # (k, d)
+        E1S = torch.mm(E1, S)
+    else:
+        E1 = products.encoder(W)
+        E1S = products.covariance(E1)
     K = torch.mm(E1S, E1.T)  # (k, k)
     D2 = V * scale if L is None else torch.mm(L, V)  # (d, k)
     G = torch.mm(D2.T, D2)
@@ -325,7 +402,8 @@ def objective_parts(
     twice_dK, twice_dG, _ = torch.addcmul(
         torch.diag_embed(diag_grads), A, GKN, value=constants.omega
     ).unbind(0)
-    grad_W = torch.mm(torch.addmm((D2 * gN).T, twice_dK, E1), SPt)  # (2∂K E₁ + ∂N D₂ᵀ) S Pᵀ
+    Y = torch.addmm((D2 * gN).T, twice_dK, E1)  # (2∂K E₁ + ∂N D₂ᵀ)
+    grad_W = torch.mm(Y, SPt) if products is None else products.back(Y)  # Y S Pᵀ
     # ∂D₂ = (E₁S)ᵀ∂N + 2D₂∂G; addmm's result is contiguous, as V: fused Adam needs it
     if L is None:
         grad_V = torch.addmm(E1S.T * gN, D2, twice_dG, beta=scale, alpha=scale)
@@ -449,17 +527,30 @@ class FusedStep:
     weight : {"flat", "inverse", "both"}
     objective : callable, optional
         A compiled :func:`latent_objective` (:func:`compiled_objective`); default: eager.
+    blas : {"auto", "torch", "numpy"}, default "auto"
+        Who forms the three (k, d) × (d, d) products eagerly (:func:`step_products`);
+        a compiled ``objective`` forms them with torch.
+    step_dtype : torch.dtype, optional
+        The dtype of a step's (k, d) × (d, d) products (default: the model's); the
+        gradients, Adam's state and :meth:`exact` stay in the model's dtype.
     """
 
-    def __init__(self, model, W, V, b, P, S, L, scale, weight, objective=None):
+    def __init__(self, model, W, V, b, P, S, L, scale, weight, objective=None, *,
+                 blas="auto", step_dtype=None):  # fmt: skip
         if not fusable(model, False):
             raise ValueError("model: the fused step takes a LatentMRVAE gated by η itself")
+        if blas not in BLAS:
+            raise ValueError(f"blas must be one of {BLAS}, got {blas!r}")
+        if not bool((P.triu(1) == 0).all()):
+            raise ValueError("P must be lower triangular (the inverse of a Cholesky factor)")
+        self.blas, self.step_dtype = blas, P.dtype if step_dtype is None else step_dtype
         self.model, self.W, self.V, self.b = model, W, V, b
         self.P, self.S, self.SPt, self.L = P, S, S @ P.T, L
         self.scale, self.weight = float(scale), weight
         self.slopes = torch.stack([g.weight.detach() for g in model.gate_modules()])
         self.objective = objective
         self._constants: dict = {}
+        self._products()
         if objective is not None:  # constants: a CUDA graph reads them in place, uncopied
             for tensor in (self.P, self.S, self.SPt, self.slopes, L):
                 if tensor is not None:
@@ -468,7 +559,7 @@ class FusedStep:
     def __call__(self, log_beta: torch.Tensor):
         with torch.no_grad():
             if self.objective is None:
-                grads, parts = self._eager(log_beta, self.W, self.weight)
+                grads, parts = self._eager(log_beta, self.W, self.weight, self.step_dtype)
                 loss = DeferredLoss(parts)
             else:
                 thresholds = torch.stack([g.bias for g in self.model.gate_modules()])
@@ -479,9 +570,14 @@ class FusedStep:
         self._assign(grads)
         return loss
 
-    def _eager(self, log_beta: torch.Tensor, W: torch.Tensor, weight: str):
-        """:func:`objective_parts` at ``log_beta`` with the encoder's ``W``: one stack for
-        x's offsets (:func:`threshold_rows`), the constants formed once."""
+    def _eager(self, log_beta: torch.Tensor, W: torch.Tensor, weight: str, dtype):
+        """:func:`objective_parts` at ``log_beta`` with the encoder's ``W``, its products in
+        ``dtype``: one stack for x's offsets (:func:`threshold_rows`), the constants formed
+        once."""
+        if dtype not in self._by_dtype:  # formed when first asked: Adam's, then the polish's
+            self._by_dtype[dtype] = step_products(
+                self.P, self.S, self.SPt, dtype=dtype, blas=self.blas
+            )
         constants = self.constants(log_beta.shape[0], weight)
         rho = self.model.log_variance
         biases = [g.bias for g in self.model.gate_modules()]
@@ -489,6 +585,7 @@ class FusedStep:
         return objective_parts(
             log_beta, W, self.V, self.b, rho, None, self.slopes, self.P, self.S, self.SPt,
             self.L, self.scale, weight, rows=rows, constants=constants,
+            products=self._by_dtype[dtype],
         )  # fmt: skip
 
     def constants(self, count: int, weight: str) -> Constants:
@@ -503,7 +600,7 @@ class FusedStep:
         rows trained scaled, ``E₁ = diag(1/row_scale) W P`` (``row_scale`` of shape (k, 1)):
         the polish's evaluation. Sets the same ``.grad`` as a step; returns a scalar tensor."""
         with torch.no_grad():
-            grads, parts = self._eager(log_beta, self.W / row_scale, weight)
+            grads, parts = self._eager(log_beta, self.W / row_scale, weight, self.P.dtype)
             self._assign(grads._replace(W=grads.W / row_scale))
             return objective_value(parts)
 
@@ -511,6 +608,11 @@ class FusedStep:
         """Form ``S Pᵀ`` again after ``P`` was changed in place (the polish's re-whitening)."""
         with torch.no_grad():
             self.SPt.copy_(self.S @ self.P.T)
+        self._products()
+
+    def _products(self) -> None:
+        """Forget the :class:`Products` formed from the constants (copies, for numpy's)."""
+        self._by_dtype: dict = {}
 
     def _assign(self, grads: Grads) -> None:
         gates = self.model.gate_modules()

@@ -66,7 +66,7 @@ from linvae._checks import (
 from linvae.analytic import moments as data_moments
 
 from ._compiled import compiled_step
-from ._step import BetaDraws, FusedStep, compiled_objective, fusable
+from ._step import BLAS, BetaDraws, FusedStep, compiled_objective, fusable
 from .model import LatentMRVAE, LinearMRVAE
 from .objectives import exact_loss
 from .train import COMPILE_MODES, TrainResult, learning_rate_factor
@@ -182,6 +182,18 @@ class RecipeConfig:
         operations a step eagerly, 17 compiled, against 368); "autograd", the loss
         through autograd and a per-tensor Adam. Same values to round-off. Other models
         (the β-VAE, :class:`LinearMRVAE`) always take "autograd".
+    blas : {"auto", "numpy", "torch"}, default "auto"
+        Who forms the fused step's three (k, d) × (d, d) products, nearly all of its
+        arithmetic at d ≥ 1000 (:func:`linvae.mrvae._step.step_products`): numpy's BLAS
+        (OpenBLAS in its wheels; ``W P`` as a triangular product) or torch's (MKL on the
+        CPU); "auto": numpy on the CPU, torch on other devices. A compiled step uses
+        torch's. Same values to round-off.
+    adam_precision : {"auto", "float64", "float32"}, default "auto"
+        The dtype of the fused Adam step's (k, d) × (d, d) products; the parameters, the
+        gradients' sums, Adam's state and the polish stay in the model's dtype (float64),
+        and the polish, exact in float64, removes what float32's round-off left. "auto":
+        float32 where d ≥ 1024 (there the products are the step's cost, and float32's
+        take half float64's time), float64 below.
     """
 
     steps: int = 3000
@@ -206,6 +218,8 @@ class RecipeConfig:
     seed: int = 0
     compile: str = "none"
     step: str = "fused"
+    blas: str = "auto"
+    adam_precision: str = "auto"
 
     def __post_init__(self) -> None:
         checked = {
@@ -229,6 +243,10 @@ class RecipeConfig:
             "seed": as_seed(self.seed),
             "compile": as_choice(self.compile, "compile", COMPILE_MODES),
             "step": as_choice(self.step, "step", ("fused", "autograd")),
+            "blas": as_choice(self.blas, "blas", BLAS),
+            "adam_precision": as_choice(
+                self.adam_precision, "adam_precision", ("auto", "float64", "float32")
+            ),
         }
         for name in (
             "whiten", "whiten_decoder", "resume", "precondition_polish"
@@ -260,6 +278,17 @@ def weighted_loss(rate, squared_error, log_beta, scale, weight):
         return lagrangian
     flat = torch.mean(half_error + torch.exp(log_beta) * rate) / scale**2
     return flat if weight == "flat" else lagrangian + flat
+
+
+#: "auto" ``adam_precision`` takes float32 from this d on (:class:`RecipeConfig`).
+FLOAT32_FROM_D = 1024
+
+
+def adam_dtype(precision: str, d: int, dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the fused Adam step's products (``RecipeConfig.adam_precision``)."""
+    if precision == "auto":
+        return torch.float32 if d >= FLOAT32_FROM_D else dtype
+    return getattr(torch, precision)
 
 
 def training_range(grid) -> tuple[float, float]:
@@ -493,7 +522,10 @@ def train_recipe(
     generator = torch.Generator().manual_seed(config.seed)
     if config.step == "fused" and fusable(model, beta is not None):  # closed form (_step.py)
         objective = compiled_objective(config.compile, device)
-        step_loss = FusedStep(model, W, V, b_free, P, cov, L, scale, config.beta_weight, objective)
+        step_loss = FusedStep(
+            model, W, V, b_free, P, cov, L, scale, config.beta_weight, objective,
+            blas=config.blas, step_dtype=adam_dtype(config.adam_precision, model.d, dtype),
+        )  # fmt: skip
         optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
         count = config.betas_per_step
         draw = BetaDraws(  # as objective_parts reads η: (B, 1, 1), no reshape a step
