@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from linvae._io import atomic_write_text
+from linvae._threads import set_cpu_threads
 
 from . import analytic, moments, training
 from ._timing import machine
@@ -81,7 +82,7 @@ def training_sections(quick, cuda):
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the CLI: faster for these small products on the CPU
+    set_cpu_threads(1)  # as the CLI: faster for these small products on the CPU
     try:
         for device in ("cpu", "cuda") if cuda else ("cpu",):
             rows, cost = training.run_throughput(torch.device(device), [1024, 4096], quick)
@@ -92,7 +93,7 @@ def training_sections(quick, cuda):
                 training.render_throughput(rows, cost, command, where),
             )
     finally:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
 
 
 def step_ops_sections(quick, cuda):
@@ -104,7 +105,7 @@ def step_ops_sections(quick, cuda):
     sizes = [64] if quick else [64, 784]
     steps = 300 if quick else 3000
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_cpu_threads(1)
     try:
         for device, modes in [("cpu", ["autograd", "fused", "compiled"])] + (
             [("cuda", ["autograd", "fused", "graph"])] if cuda else []
@@ -119,7 +120,7 @@ def step_ops_sections(quick, cuda):
                 step_ops.render(rows, command, steps, device),
             )
     finally:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
 
 
 def main(argv=None):

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from linvae._cli import positive_int
+from linvae._threads import set_cpu_threads
 from linvae.analytic import collapsed_latents, full_grid, moments, rate_distortion, spectrum
 from linvae.compare.comparison import feature_scale_warning
 from linvae.compare.evaluate import evaluate_model, excess_loss
@@ -222,7 +223,7 @@ def main(argv=None):
         polish_ridge=options.polish_ridge,
         encoder_init="model" if options.model_encoder_init else "data",
     )
-    torch.set_num_threads(options.threads)
+    set_cpu_threads(options.threads)
     start, rows = time.perf_counter(), []
     for name in options.cases:
         rows.append(measure(name, config))

@@ -37,9 +37,9 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from linvae._checks import resolve_device
+from linvae._threads import set_cpu_threads
 from linvae.analytic import beta_grid, full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -117,7 +117,7 @@ def measure(X, config, names, log):
     optima = {key: rate_distortion(eigvals, k, grid).loss for key, grid in grids.items()}
     rows = []
     for name in names:
-        torch.set_num_threads(config.threads)
+        set_cpu_threads(config.threads)
         model, result = train_row(name, X, config, grids["full"])
         row = {"row": name, "what": ROWS[name], "seconds": result.seconds, "steps": result.steps}
         for key, grid in grids.items():

@@ -25,10 +25,10 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from linvae._checks import resolve_device
 from linvae._cli import positive_int
+from linvae._threads import set_cpu_threads
 from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -58,7 +58,7 @@ def measure(X, config, budgets, rounds, log):
     polish = config.resolved().polish
     rows = []
     for budget in budgets:
-        torch.set_num_threads(config.threads)
+        set_cpu_threads(config.threads)
         model = LatentMRVAE(X.shape[1], k, beta_range=beta_range, seed=config.seed)
         phases = [("Adam", RecipeConfig(steps=budget, polish_iterations=0, seed=config.seed))]
         resume = RecipeConfig(steps=0, polish_iterations=polish, resume=True, seed=config.seed)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from linvae._checks import resolve_device
+from linvae._threads import set_cpu_threads
 from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -97,7 +98,7 @@ def measure(X, config, names, baselines, steps, log):
     beta_range = training_range(grid)
     trained = []
     for name in names:
-        torch.set_num_threads(config.threads)
+        set_cpu_threads(config.threads)
         settings = {"seed": config.seed, **ROWS[name]}
         if steps is not None:
             settings["steps"] = steps

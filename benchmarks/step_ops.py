@@ -31,6 +31,7 @@ import sys
 
 import torch
 
+from linvae._threads import set_cpu_threads
 from linvae.analytic import full_grid, moments, spectrum
 from linvae.data import load
 from linvae.mrvae import train as train_module
@@ -151,7 +152,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="step_ops")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    set_cpu_threads(1)
     rows = run(args.sizes, args.modes, args.latent, args.steps, args.count_steps, args.device)
     command = command_line("benchmarks.step_ops", argv)
     record = {"command": command, "device": args.device, "rows": rows}

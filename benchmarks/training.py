@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from linvae._checks import resolve_device
+from linvae._threads import set_cpu_threads
 from linvae.analytic import beta_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -435,7 +436,7 @@ def main(argv=None):
         )
     if options.baseline_steps is None:
         options.baseline_steps = config.resolved().steps
-    torch.set_num_threads(config.threads)
+    set_cpu_threads(config.threads)
     device = resolve_device(config.device)
     where = _where(device)
     if options.what == "throughput":

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from linvae._progress import TrainingBar
+from linvae._threads import cpu_threads
 from linvae.mrvae.model import LatentMRVAE, LinearMRVAE, LinearVAE, one_layer_vae
 from linvae.mrvae.recipe import RecipeConfig, train_recipe
 from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
@@ -144,22 +143,6 @@ def baseline_betas(config: CompareConfig, grid) -> np.ndarray:
     return np.geomspace(float(grid.min()), float(grid.max()), config.baselines)
 
 
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """torch's intra-op thread count and numpy's BLAS threads (which form the recipe's
-    large products on the CPU, :func:`linvae.mrvae._step.step_products`) set to
-    ``threads`` inside, restored after."""
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads, user_api="blas"):
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _trained(model, X, config: CompareConfig, grid, name, beta, progress: bool) -> TrainResult:
     bar = TrainingBar(name) if progress else None
     try:
@@ -180,7 +163,7 @@ def _trained(model, X, config: CompareConfig, grid, name, beta, progress: bool) 
 def train_mrvae(X, config: CompareConfig, grid, *, progress: bool = False):
     """The config's MR-VAE trained on ``X`` (n, d): ``(model, TrainResult)``."""
     model = new_mrvae(config, X.shape[1], grid)
-    with torch_threads(config.threads):
+    with cpu_threads(config.threads):
         return model, _trained(model, X, config, grid, "MR-VAE", None, progress)
 
 
@@ -197,7 +180,7 @@ def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
     left out; ``diverged`` is then ``{"model": name, "step": n}``.
     """
     baselines = []
-    with torch_threads(config.threads):
+    with cpu_threads(config.threads):
         for beta in baseline_betas(config, grid):
             model = new_baseline(config, X.shape[1])
             name = f"β-VAE β={beta:.3g}"
