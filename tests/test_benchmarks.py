@@ -2,7 +2,14 @@
 
 import json
 
-from benchmarks import any_data, compare_quality, recipe_changes, recipe_phases, step_ops
+from benchmarks import (
+    any_data,
+    compare_quality,
+    products,
+    recipe_changes,
+    recipe_phases,
+    step_ops,
+)
 
 TINY = ["--dataset", "gaussian", "--n", "500", "--latent", "2"]
 
@@ -95,3 +102,20 @@ def test_step_ops_counts_the_operations_of_each_step_and_times_it(tmp_path, caps
     table = (tmp_path / "step_ops.md").read_text()
     assert table == capsys.readouterr().out.rstrip("\n") + "\n"
     assert "| 16 | 2 | fused |" in table
+
+
+def test_products_times_each_way_of_forming_the_steps_products(tmp_path, capsys):
+    argv = ["--sizes", "12", "--latent", "3", "--repeats", "2", "--out", str(tmp_path)]
+    assert products.main(argv) == 0
+    rows = json.loads((tmp_path / "products.json").read_text())["rows"]
+    assert [(r["blas"], r["dtype"]) for r in rows] == [
+        ("torch", "float64"),
+        ("torch", "float32"),
+        ("numpy", "float64"),
+        ("numpy", "float32"),
+    ]
+    assert rows[0]["speed-up"] == 1.0
+    assert all(r["step"] == r["encoder"] + r["covariance"] + r["back"] for r in rows)
+    table = (tmp_path / "products.md").read_text()
+    assert table == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert "| 12 | 3 | numpy | float32 |" in table
