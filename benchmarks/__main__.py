@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from linvae._io import atomic_write_text
-from linvae._threads import set_cpu_threads
+from linvae.mrvae.threads import set_cpu_threads
 
 from . import analytic, moments, training
 from ._timing import machine

@@ -40,7 +40,6 @@ import numpy as np
 import torch
 
 from linvae._cli import positive_int
-from linvae._threads import set_cpu_threads
 from linvae.analytic import collapsed_latents, full_grid, moments, rate_distortion, spectrum
 from linvae.compare.comparison import feature_scale_warning
 from linvae.compare.evaluate import evaluate_model, excess_loss
@@ -48,6 +47,7 @@ from linvae.compare.report import versions
 from linvae.data import load
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import BETA_WEIGHTS, RecipeConfig, train_recipe, training_range
+from linvae.mrvae.threads import set_cpu_threads
 
 from ._runs import command_line, log, measured_on, names_among, write_result
 

@@ -19,8 +19,8 @@ import time
 import numpy as np
 import torch
 
-from linvae._threads import set_cpu_threads
 from linvae.mrvae._step import step_products
+from linvae.mrvae.threads import set_cpu_threads
 
 from ._runs import command_line, log, write_result
 from ._timing import machine

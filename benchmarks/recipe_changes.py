@@ -39,7 +39,6 @@ import time
 import numpy as np
 
 from linvae._checks import resolve_device
-from linvae._threads import set_cpu_threads
 from linvae.analytic import beta_grid, full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -48,6 +47,7 @@ from linvae.compare.report import versions
 from linvae.compare.training import new_mrvae, train_mrvae
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
+from linvae.mrvae.threads import set_cpu_threads
 
 from ._runs import command_line, log, measured_on, names_among, write_result
 

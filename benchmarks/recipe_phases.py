@@ -28,7 +28,6 @@ import numpy as np
 
 from linvae._checks import resolve_device
 from linvae._cli import positive_int
-from linvae._threads import set_cpu_threads
 from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -36,6 +35,7 @@ from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.compare.report import versions
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
+from linvae.mrvae.threads import set_cpu_threads
 
 from ._runs import command_line, log, measured_on, write_result
 

@@ -29,7 +29,6 @@ import numpy as np
 import torch
 
 from linvae._checks import resolve_device
-from linvae._threads import set_cpu_threads
 from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -38,6 +37,7 @@ from linvae.compare.report import versions
 from linvae.mrvae.model import LatentMRVAE, one_layer_vae
 from linvae.mrvae.recipe import training_range
 from linvae.mrvae.sampled import SampledConfig, leading_directions, train_sampled_recipe
+from linvae.mrvae.threads import set_cpu_threads
 
 from ._runs import command_line, log, measured_on, names_among, write_result
 

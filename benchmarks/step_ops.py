@@ -31,13 +31,13 @@ import sys
 
 import torch
 
-from linvae._threads import set_cpu_threads
 from linvae.analytic import full_grid, moments, spectrum
 from linvae.data import load
 from linvae.mrvae import train as train_module
 from linvae.mrvae._step import top_level_ops
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
+from linvae.mrvae.threads import set_cpu_threads
 
 from ._runs import command_line, log, write_result
 from ._timing import machine

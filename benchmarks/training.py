@@ -46,7 +46,6 @@ import numpy as np
 import torch
 
 from linvae._checks import resolve_device
-from linvae._threads import set_cpu_threads
 from linvae.analytic import beta_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
@@ -57,6 +56,7 @@ from linvae.data import load
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.objectives import exact_loss, exact_loss_tables
 from linvae.mrvae.recipe import whitening_factor
+from linvae.mrvae.threads import set_cpu_threads
 from linvae.mrvae.train import TrainConfig, train
 
 from ._runs import log

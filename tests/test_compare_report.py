@@ -70,3 +70,22 @@ def test_excess_accepts_round_off_and_rejects_a_loss_below_the_optimum():
     assert -2e-12 < excess[1] < 0
     with pytest.raises(BelowOptimumError, match="below the analytic optimum"):
         excess_loss(optimum - np.array([0.0, 1e-6]), optimum)
+
+
+def test_the_training_line_says_when_adams_products_are_float32():
+    """``adam_precision`` "auto" takes float32 from d = 1024 on (RecipeConfig): the
+    report's sentence on training says so there, and only there."""
+    from linvae.compare.report import _training_line
+    from linvae.mrvae.recipe import FLOAT32_FROM_D, RecipeConfig
+
+    train = {**RecipeConfig().to_dict(), "recipe": "linvae", "objective": "exact",
+             "beta_range": [0.01, 10.0]}  # fmt: skip
+    for d, precision, expected in (
+        (FLOAT32_FROM_D, "auto", True),
+        (FLOAT32_FROM_D - 1, "auto", False),
+        (8, "float32", True),
+        (5000, "float64", False),
+    ):
+        report = {"training": {**train, "adam_precision": precision},
+                  "mrvae": {"config": {"d": d}}}  # fmt: skip
+        assert ("products in float32" in _training_line(report)) is expected, (d, precision)

@@ -16,6 +16,7 @@ import numpy as np
 import linvae
 from linvae import _io
 from linvae.analytic import distortion_in, rate_in
+from linvae.mrvae.recipe import FLOAT32_FROM_D
 
 from . import evaluate
 from .config import CompareConfig
@@ -366,6 +367,11 @@ def _training_line(report: dict) -> str:
             f"{train['average_from']}; the β-VAEs alike, each at its β, without gates."
         )
     if train.get("recipe", "paper") == "linvae":
+        precision = train.get("adam_precision", "float64")
+        float32 = precision == "float32" or (
+            precision == "auto" and config.get("d", 0) >= FLOAT32_FROM_D
+        )
+        products = ", its (k, d) × (d, d) products in float32" if float32 else ""
         return (
             f"linvae's recipe: one σ_D gate per latent on encoder and decoder and a hinge on "
             f"the variance (Theorem 1's construction); the exact objective at "
@@ -374,8 +380,8 @@ def _training_line(report: dict) -> str:
             "the encoder whitened by the data's covariance and the decoder in the data's global "
             f"scale (scale-covariant: data aX train the model of X scaled), Adam lr "
             f"{_fmt(train['lr'])} in those units over "
-            f"{train['steps']} steps ({train['warmup_fraction']:.0%} warm-up, cosine decay), "
-            f"then {_polish_words(train)}; the β-VAEs alike, each at its β, without gates. "
+            f"{train['steps']} steps ({train['warmup_fraction']:.0%} warm-up, cosine decay"
+            f"{products}), then {_polish_words(train)}; the β-VAEs alike, each at its β, without gates. "
             "Training reads the data's mean and covariance and the β range, never the "
             "analytic optimum."
         )

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from linvae._progress import TrainingBar
-from linvae._threads import cpu_threads
 from linvae.mrvae.model import LatentMRVAE, LinearMRVAE, LinearVAE, one_layer_vae
 from linvae.mrvae.recipe import RecipeConfig, train_recipe
 from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
+from linvae.mrvae.threads import cpu_threads
 from linvae.mrvae.train import TrainConfig, TrainResult, train
 
 from .config import CompareConfig

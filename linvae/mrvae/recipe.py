@@ -189,11 +189,13 @@ class RecipeConfig:
         CPU); "auto": numpy on the CPU, torch on other devices. A compiled step uses
         torch's. Same values to round-off.
     adam_precision : {"auto", "float64", "float32"}, default "auto"
-        The dtype of the fused Adam step's (k, d) × (d, d) products; the parameters, the
-        gradients' sums, Adam's state and the polish stay in the model's dtype (float64),
-        and the polish, exact in float64, removes what float32's round-off left. "auto":
-        float32 where d ≥ 1024 (there the products are the step's cost, and float32's
-        take half float64's time), float64 below.
+        The dtype of the eager fused Adam step's (k, d) × (d, d) products (a compiled
+        step keeps the model's); the parameters, the gradients' sums, Adam's state and the
+        polish stay in the model's dtype (float64), and the polish, exact in float64,
+        removes what float32's round-off left. "auto": float32 where d ≥ 1024 (there the
+        products are the step's cost, and float32's take half float64's time; at d = 3025
+        the model ended at 0.0044 excess/β from a float32 Adam, 0.0060 from a float64 one,
+        one seed each, docs/results.md), float64 below.
     """
 
     steps: int = 3000

@@ -1,4 +1,4 @@
-"""The CPU threads of a run: torch's intra-op pool and numpy's BLAS, held together.
+"""The CPU threads of a training run: torch's intra-op pool and numpy's BLAS, held together.
 
 The recipe forms its large products through numpy's BLAS on the CPU
 (:func:`linvae.mrvae._step.step_products`), whose threads torch's
