@@ -154,11 +154,12 @@ def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
 
     ``blas``: "torch" (``torch.mm``), or "numpy" (CPU tensors; numpy's BLAS, and ``W P``
     as a triangular product, half the arithmetic), or "auto": numpy on the CPU, torch
-    elsewhere. torch's CPU wheels multiply with MKL, numpy's with OpenBLAS; on the AMD
-    EPYC that CI runs on, one thread, a (64, 3025) × (3025, 3025) float64 product took
-    43–53 ms through torch and 34–37 ms through numpy, and ``W P`` 21–24 ms as a triangular
-    product (docs/results.md, "The CPU's products"). Copies of the constants are taken only
-    where ``dtype`` or the layout differs (``P`` column-major for numpy's triangular product).
+    elsewhere. torch's CPU wheels multiply with MKL, numpy's with OpenBLAS. On the AMD
+    EPYC that CI runs on, one thread, k = 64, d = 3025, the three products took 142–143 ms
+    through torch and 90–128 ms through numpy in float64 (``W P`` as a triangular product
+    20–29 ms of it), 48–68 ms in float32 (``python -m benchmarks.products``, two runs;
+    docs/results.md, "The CPU's products"). Copies of the constants are taken only where
+    ``dtype`` or the layout differs (``P`` column-major for numpy's triangular product).
     """
     dtype = P.dtype if dtype is None else dtype
     if blas not in BLAS:
