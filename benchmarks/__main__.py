@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from linvae._io import atomic_write_text
-from linvae.mrvae.threads import set_cpu_threads
+from linvae.mrvae.threads import cpu_threads
 
 from . import analytic, moments, training
 from ._timing import machine
@@ -81,9 +81,7 @@ def training_sections(quick, cuda):
     """Training speed: sampled throughput against the plain VAE, exact step cost (one thread)."""
     import torch
 
-    threads = torch.get_num_threads()
-    set_cpu_threads(1)  # as the CLI: faster for these small products on the CPU
-    try:
+    with cpu_threads(1):  # as the CLI: faster for these small products on the CPU
         for device in ("cpu", "cuda") if cuda else ("cpu",):
             rows, cost = training.run_throughput(torch.device(device), [1024, 4096], quick)
             command = f"python -m benchmarks.training throughput --device {device}"
@@ -92,21 +90,16 @@ def training_sections(quick, cuda):
                 f"Training speed ({device.upper() if device == 'cpu' else 'GPU'})",
                 training.render_throughput(rows, cost, command, where),
             )
-    finally:
-        set_cpu_threads(threads)
 
 
 def step_ops_sections(quick, cuda):
     """Aten operations per step of linvae's recipe and its Adam's wall time (one thread)."""
-    import torch
 
     from . import step_ops
 
     sizes = [64] if quick else [64, 784]
     steps = 300 if quick else 3000
-    threads = torch.get_num_threads()
-    set_cpu_threads(1)
-    try:
+    with cpu_threads(1):
         for device, modes in [("cpu", ["autograd", "fused", "compiled"])] + (
             [("cuda", ["autograd", "fused", "graph"])] if cuda else []
         ):
@@ -119,8 +112,6 @@ def step_ops_sections(quick, cuda):
                 f"Operations per training step ({device.upper() if device == 'cpu' else 'GPU'})",
                 step_ops.render(rows, command, steps, device),
             )
-    finally:
-        set_cpu_threads(threads)
 
 
 def main(argv=None):

@@ -37,6 +37,17 @@ def write_result(out, stem: str, record: dict, table: str) -> Path:
     return out
 
 
+def positive_ints(text: str) -> list[int]:
+    """An argparse type: a comma-separated list of positive integers ("64,784")."""
+    try:
+        values = [int(v) for v in text.split(",") if v]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers a,b,..., got {text!r}")
+    return values
+
+
 def names_among(known, what: str):
     """An argparse type: a comma-separated list of names, each one of ``known``; ``what``
     names them in the error ("rows", "cases")."""

@@ -22,7 +22,7 @@ import torch
 from linvae.mrvae._step import step_products
 from linvae.mrvae.threads import set_cpu_threads
 
-from ._runs import command_line, log, write_result
+from ._runs import command_line, log, positive_ints, write_result
 from ._timing import machine
 
 
@@ -90,19 +90,9 @@ def render(rows, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(v) for v in text.split(",") if v]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {text!r}")
-    return sizes
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.products", description=__doc__)
-    parser.add_argument("--sizes", type=_sizes, default=[784, 3025])
+    parser.add_argument("--sizes", type=positive_ints, default=[784, 3025])
     parser.add_argument("--latent", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--out", default="products")

@@ -39,7 +39,7 @@ from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
 from linvae.mrvae.threads import set_cpu_threads
 
-from ._runs import command_line, log, write_result
+from ._runs import command_line, log, positive_ints, write_result
 from ._timing import machine
 
 MODES = {
@@ -128,13 +128,6 @@ def render(rows, command, steps, device="cpu"):
     return "\n".join(lines) + "\n"
 
 
-def _ints(text):
-    values = [int(v) for v in text.split(",") if v]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers a,b,..., got {text!r}")
-    return values
-
-
 def _modes(text):
     names = [v for v in text.split(",") if v]
     if not names or any(v not in MODES for v in names):
@@ -144,7 +137,7 @@ def _modes(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.step_ops", description=__doc__)
-    parser.add_argument("--sizes", type=_ints, default=[64, 784])
+    parser.add_argument("--sizes", type=positive_ints, default=[64, 784])
     parser.add_argument("--modes", type=_modes, default=["autograd", "fused", "compiled"])
     parser.add_argument("--latent", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3000, help="timed Adam steps (0: none)")

@@ -12,11 +12,12 @@ import math
 import time
 
 import numpy as np
+import torch
 
 import linvae
 from linvae import _io
 from linvae.analytic import distortion_in, rate_in
-from linvae.mrvae.recipe import FLOAT32_FROM_D
+from linvae.mrvae.recipe import adam_dtype
 
 from . import evaluate
 from .config import CompareConfig
@@ -368,9 +369,7 @@ def _training_line(report: dict) -> str:
         )
     if train.get("recipe", "paper") == "linvae":
         precision = train.get("adam_precision", "float64")
-        float32 = precision == "float32" or (
-            precision == "auto" and config.get("d", 0) >= FLOAT32_FROM_D
-        )
+        float32 = adam_dtype(precision, config.get("d", 0), torch.float64) == torch.float32
         products = ", its (k, d) × (d, d) products in float32" if float32 else ""
         return (
             f"linvae's recipe: one σ_D gate per latent on encoder and decoder and a hinge on "

@@ -38,6 +38,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from linvae._checks import as_choice
+
 from .model import LatentMRVAE
 
 #: How the loss at each β is weighted (:class:`linvae.mrvae.recipe.RecipeConfig`).
@@ -162,8 +164,7 @@ def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
     ``dtype`` or the layout differs (``P`` column-major for numpy's triangular product).
     """
     dtype = P.dtype if dtype is None else dtype
-    if blas not in BLAS:
-        raise ValueError(f"blas must be one of {BLAS}, got {blas!r}")
+    as_choice(blas, "blas", BLAS)
     on_cpu = P.device.type == "cpu"
     if blas == "numpy" and not on_cpu:
         raise ValueError(f"blas: 'numpy' multiplies CPU tensors, these are on {P.device}")
@@ -540,8 +541,7 @@ class FusedStep:
                  blas="auto", step_dtype=None):  # fmt: skip
         if not fusable(model, False):
             raise ValueError("model: the fused step takes a LatentMRVAE gated by η itself")
-        if blas not in BLAS:
-            raise ValueError(f"blas must be one of {BLAS}, got {blas!r}")
+        as_choice(blas, "blas", BLAS)
         if not bool((P.triu(1) == 0).all()):
             raise ValueError("P must be lower triangular (the inverse of a Cholesky factor)")
         self.blas, self.step_dtype = blas, P.dtype if step_dtype is None else step_dtype
