@@ -74,6 +74,7 @@ def _trained(result) -> dict:
         "steps": result.steps,
         "polish_seconds": result.polish_seconds,
         "polish_evaluations": result.polish_evaluations,
+        "revived_latents": result.revived_latents,
         "final_train_loss": _finite_or_none(result.final_loss),
         "interrupted": result.interrupted,
     }
@@ -323,6 +324,9 @@ def _steps(entry: dict) -> str:
     text = f"{entry['steps']} steps"
     if entry.get("polish_evaluations"):
         text += f" + L-BFGS {entry['polish_seconds']:.1f} s"
+    revived = entry.get("revived_latents", 0)
+    if revived:
+        text += f", {revived} shut latent{'s' if revived > 1 else ''} revived"
     return text
 
 
@@ -343,6 +347,8 @@ def _polish_words(train: dict) -> str:
         words += f" on {unit.get(weight, weight)}"
     if train.get("precondition_polish"):
         words += ", preconditioned per latent"
+    if train.get("revive") and rounds > 1:
+        words += ", each latent a run shut re-pointed at the residual's leading directions"
     return words
 
 

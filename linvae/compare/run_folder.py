@@ -115,6 +115,7 @@ REPORT_SCHEMA = {
         "train_seconds": "number",
         "polish_seconds?": "number",
         "polish_evaluations?": "count",
+        "revived_latents?": "count",
         "final_train_loss?": _Null("number"),
         "interrupted?": "bool",
         "config": {"class": "str", "d": "size", "k": "size"},
@@ -465,6 +466,7 @@ def _result(entry: dict, interrupted=False) -> TrainResult:
         entry["steps"], entry["train_seconds"], interrupted, float("nan") if loss is None else loss,
         polish_seconds=entry.get("polish_seconds", 0.0),
         polish_evaluations=entry.get("polish_evaluations", 0),
+        revived_latents=entry.get("revived_latents", 0),
     )  # fmt: skip
 
 

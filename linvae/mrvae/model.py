@@ -477,6 +477,18 @@ class LatentMRVAE(LinearMRVAE):
                 )
                 torch._foreach_clamp_max_([encoder.bias, decoder.bias], bounds)
 
+    def shut_latents(self, log_beta_min: float) -> torch.Tensor:
+        """Which latents are dead above ``log_beta_min``: a bool tensor ``(k,)``, True where
+        the encoder's or the decoder's σ_D gate is 0 at every η ≥ ``log_beta_min`` (its
+        threshold ``η₀ = input_center − bias`` at or below it), which leaves the latent
+        without a gradient there."""
+        with torch.no_grad():
+            shut = [
+                gate.input_center - gate.bias <= log_beta_min
+                for gate in (self.encoder2_gate, self.decoder1_gate)
+            ]
+        return shut[0] | shut[1]
+
 
 def one_layer_vae(d: int, k: int, *, seed: int = 0, dtype: torch.dtype = torch.float64):
     """The linear VAE of eq. 12 with one layer each (the β-VAE of :class:`LatentMRVAE`).

@@ -136,6 +136,8 @@ class TrainResult:
         for :func:`train`).
     polish_evaluations : int
         The polish's loss evaluations.
+    revived_latents : int
+        Latents the recipe re-pointed between polish runs (``RecipeConfig.revive``).
     """
 
     steps: int
@@ -145,6 +147,7 @@ class TrainResult:
     diverged_at: int | None = None
     polish_seconds: float = 0.0
     polish_evaluations: int = 0
+    revived_latents: int = 0
 
 
 def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
