@@ -22,6 +22,7 @@ from ._curve import (
 from ._moments import DEFAULT_CHUNK_SIZE, moments, moments_of_chunks
 from ._objective import (
     check_moments,
+    covariance_factor,
     empirical_objective,
     gradients,
     objective,
@@ -70,6 +71,7 @@ __all__ = [
     "check_moments",
     "check_peak",
     "collapsed_latents",
+    "covariance_factor",
     "covariance_optimum",
     "curve_in_units",
     "decoder_optimum",

@@ -13,6 +13,18 @@ the appendix):
         + \textstyle\sum_j c_j \lVert D_{:j}\rVert^2 + \lVert m - b - D t\rVert^2\big).
 
 No sampling is involved: these are expectations over the data and over ``q``.
+
+In floating point the traces cancel: ``tr S − 2 tr(D E S) + tr(D E S Eᵀ Dᵀ)`` is the
+difference of terms of size ``‖S‖``, and a model with large weights along directions of
+(almost) no variance, harmless to its loss, multiplies their round-off. Given a factor
+``F Fᵀ = S`` (:func:`covariance_factor`) the same quantities are sums of squares,
+``tr(E S Eᵀ) = ‖E F‖²`` and ``tr((I − D E) S (I − D E)ᵀ) = ‖F − D E F‖²``: nothing
+cancels, and the residual is that of a covariance positive semidefinite by construction.
+Measured on a trained model of a 9-decade covariance of rank 4 in d = 6 (``D E`` of norm
+≈ 4.5e4 along the null directions), at β = 2633: through the traces its loss was 0.040
+below the analytic optimum (impossible), through the factor 0.025 above; the traces in
+80-bit arithmetic on the same float64 ``S`` give 0.018 above. The loss of such a model is
+fixed only to ``‖I − D E‖²`` times the covariance's own round-off.
 """
 
 import numpy as np
@@ -60,6 +72,22 @@ def _check_cov(cov, d=None):
         raise ValueError(f"cov must have shape ({d}, {d}) to match mean, got {cov.shape}")
     check_psd(np.linalg.eigvalsh(cov), "cov", dtype)
     return cov
+
+
+def covariance_factor(cov, spectrum=None) -> np.ndarray:
+    """``F`` of shape (d, r) with ``F Fᵀ = cov``: its eigenvectors of positive eigenvalue,
+    each times the root of its eigenvalue (r of them; the negative round-off of a PSD matrix
+    is dropped with its zeros).
+
+    ``spectrum`` (:class:`~linvae.analytic.Spectrum` of ``cov``, optional) saves the
+    eigendecomposition, O(d³), when the caller has it.
+    """
+    if spectrum is None:
+        eigvals, eigvecs = np.linalg.eigh(as_covariance(cov))
+    else:
+        eigvals, eigvecs = spectrum.eigvals, spectrum.eigvecs
+    keep = eigvals > 0
+    return eigvecs[:, keep] * np.sqrt(eigvals[keep])
 
 
 def check_moments(mean, cov):
@@ -136,27 +164,38 @@ def objective(params, mean, cov, beta, decoder_bias=None, encoder_offset=None):
     beta = as_beta(beta)
     b = _vector(decoder_bias, "decoder_bias", d, mean)
     t = _vector(encoder_offset, "encoder_offset", E.shape[0], None)
-    return objective_terms(E, c, D, mean, cov, beta, b, t)
+    return objective_terms(E, c, D, mean, cov, beta, b, t, factor=covariance_factor(cov))
 
 
-def objective_terms(E, c, D, mean, cov, beta, decoder_bias, encoder_offset=None):
+def objective_terms(E, c, D, mean, cov, beta, decoder_bias, encoder_offset=None, *, factor=None):
     """:func:`objective` on arrays already checked (float64, shapes that fit, ``c > 0``, and
     ``mean``, ``cov`` from :func:`check_moments`): no validation but the overflow check.
 
-    For loops that evaluate many models or β on the same data.
+    For loops that evaluate many models or β on the same data. ``factor`` (d, r), a
+    :func:`covariance_factor` of ``cov``, forms the traces as sums of squares, free of
+    cancellation (see the module's note); ``cov`` is then not read.
     """
     k = E.shape[0]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below
         bias = decoder_bias if encoder_offset is None else decoder_bias + D @ encoder_offset
         offset_rate = 0.0 if encoder_offset is None else float(encoder_offset @ encoder_offset)
-        ES = E @ cov  # (k, d)
-        ESEt = ES @ E.T  # (k, k): covariance of the posterior means
         DtD = D.T @ D  # (k, k)
-        rate = 0.5 * (-np.sum(np.log(c)) + np.trace(ESEt) + offset_rate + np.sum(c) - k)  # eq. 14
+        if factor is None:
+            ES = E @ cov  # (k, d)
+            ESEt = ES @ E.T  # (k, k): covariance of the posterior means
+            spread = np.trace(ESEt)  # tr(E S Eᵀ)
+            unexplained = (
+                np.trace(cov)
+                - 2.0 * np.sum(ES * D.T)  # tr(D E S)
+                + np.sum(DtD * ESEt)  # tr(D E S Eᵀ Dᵀ)
+            )
+        else:
+            EF = E @ factor  # (k, r)
+            spread = np.sum(EF * EF)  # ‖E F‖² = tr(E S Eᵀ)
+            unexplained = np.sum((factor - D @ EF) ** 2)  # ‖(I − D E) F‖²
+        rate = 0.5 * (-np.sum(np.log(c)) + spread + offset_rate + np.sum(c) - k)  # eq. 14
         residual = (
-            np.trace(cov)
-            - 2.0 * np.sum(ES * D.T)  # tr(D E S)
-            + np.sum(DtD * ESEt)  # tr(D E S Eᵀ Dᵀ)
+            unexplained
             + np.dot(c, np.diag(DtD))  # tr(D C Dᵀ)
             + float(np.sum((mean - bias) ** 2))  # ‖m − b − D t‖²
         )

@@ -33,7 +33,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from linvae.analytic import Terms, best_response, objective_terms, rate_distortion
+from linvae.analytic import (
+    Terms,
+    best_response,
+    covariance_factor,
+    objective_terms,
+    rate_distortion,
+)
 
 
 class ExcessSplit(NamedTuple):
@@ -91,14 +97,15 @@ def split_excess(E, t, c_mean, log_c_mean, D, b, mean, cov, spec, beta):
     k = E.shape[0]
     d = mean.shape[0]
     # L₀: c enters linearly except through −Σ log c, whose data average is Σ log_c_mean.
-    at_mean_variance = objective_terms(E, c_mean, D, mean, cov, beta, b, t)
+    factor = covariance_factor(cov, spec)  # the traces as sums of squares: no cancellation
+    at_mean_variance = objective_terms(E, c_mean, D, mean, cov, beta, b, t, factor=factor)
     rate = at_mean_variance.rate + 0.5 * float(np.sum(np.log(c_mean) - log_c_mean))
     loss = at_mean_variance._replace(rate=rate, loss=at_mean_variance.distortion + beta * rate)
 
     gap = mean - b
     best, t_star = best_response(D, beta, gap)  # eqs. 21–22
-    best_loss = objective_terms(*best, mean, cov, beta, b, t_star).loss  # L₁
-    at_data_mean = objective_terms(*best, mean, cov, beta, mean)  # L₂: t* = 0 when b = m
+    best_loss = objective_terms(*best, mean, cov, beta, b, t_star, factor=factor).loss  # L₁
+    at_data_mean = objective_terms(*best, mean, cov, beta, mean, factor=factor)  # L₂: t* = 0
 
     curve = rate_distortion(spec.eigvals, min(k, d), beta)
     optimum = Terms(*(float(values[0]) for values in curve[1:]))

@@ -16,6 +16,7 @@ from linvae.analytic import (
     Terms,
     as_spectrum,
     check_moments,
+    covariance_factor,
     covariance_optimum,
     decoder_optimum,
     objective_terms,
@@ -34,7 +35,9 @@ class BelowOptimumError(RuntimeError):
     or round-off problem (no linear VAE can beat the optimum)."""
 
 
-def exact_terms(model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarray) -> Terms:
+def exact_terms(
+    model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarray, *, factor=None
+) -> Terms:
     """The exact rate, distortion and loss of ``model`` at β on data of this mean and covariance.
 
     Parameters
@@ -45,6 +48,9 @@ def exact_terms(model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarr
         β > 0.
     mean : ndarray of shape (d,)
     cov : ndarray of shape (d, d)
+    factor : ndarray of shape (d, r), optional
+        :func:`linvae.analytic.covariance_factor` of ``cov``, formed here if not given
+        (O(d³): give it when evaluating many models on the same data).
 
     Returns
     -------
@@ -55,25 +61,32 @@ def exact_terms(model: LinearMRVAE, beta: float, mean: np.ndarray, cov: np.ndarr
         ``input_mean`` is the data mean).
     """
     mean, cov = check_moments(mean, cov)
-    return _terms(model, as_beta(beta), mean, cov)
+    factor = covariance_factor(cov) if factor is None else factor
+    return _terms(model, as_beta(beta), mean, cov, factor)
 
 
-def _terms(model: LinearMRVAE, beta: float, mean, cov) -> Terms:
-    """:func:`exact_terms` on moments already checked."""
+def _terms(model: LinearMRVAE, beta: float, mean, cov, factor=None) -> Terms:
+    """:func:`exact_terms` on moments already checked (``factor``: see
+    :func:`linvae.analytic.objective_terms`)."""
     params = model.params_at(beta)
     input_mean = model.input_mean.detach().cpu().double().numpy()
     offset = model.latent_offset(beta) + params.E @ (mean - input_mean)
-    return objective_terms(*params, mean, cov, beta, model.decoder_bias(beta), offset)
+    return objective_terms(
+        *params, mean, cov, beta, model.decoder_bias(beta), offset, factor=factor
+    )
 
 
-def evaluate_model(model: LinearMRVAE, mean, cov, betas) -> dict[str, np.ndarray]:
+def evaluate_model(model: LinearMRVAE, mean, cov, betas, *, factor=None) -> dict[str, np.ndarray]:
     """Exact ``rate``, ``distortion``, ``loss`` and ``squared_error`` of ``model`` at each β,
     arrays of shape (m,) (``squared_error``: ``E‖x − x̂‖²``, apart from the constant).
 
-    The moments are checked once (symmetric, positive semidefinite), not per β.
+    The moments are checked once (symmetric, positive semidefinite), not per β, and the
+    traces formed as sums of squares through ``factor`` (:func:`linvae.analytic.
+    covariance_factor` of ``cov``; formed here if not given), free of cancellation.
     """
     mean, cov = check_moments(mean, cov)
-    rows = np.array([_terms(model, beta, mean, cov) for beta in as_betas(betas)])
+    factor = covariance_factor(cov) if factor is None else factor
+    rows = np.array([_terms(model, beta, mean, cov, factor) for beta in as_betas(betas)])
     return {name: rows[:, i] for i, name in enumerate(Terms._fields)}
 
 

@@ -189,7 +189,7 @@ def build_report(
     BelowOptimumError
         If a model's exact loss lies below the optimum beyond round-off.
     """
-    from linvae.analytic import as_spectrum
+    from linvae.analytic import as_spectrum, covariance_factor
 
     k = config.latent
     mean, cov = stats.mean, stats.cov
@@ -197,7 +197,8 @@ def build_report(
     betas = np.asarray(grid, dtype=np.float64)
     record = training_record(models, info, config, betas, grid_note=grid_note, device=device)
     analytic = evaluate.analytic_curve(spec, k, betas)
-    mr = evaluate.evaluate_model(models.mrvae, mean, cov, betas)
+    factor = covariance_factor(cov, spec)  # one eigendecomposition for every evaluation
+    mr = evaluate.evaluate_model(models.mrvae, mean, cov, betas, factor=factor)
     above = evaluate.loss_above_constant  # the excess keeps its digits for data of tiny spread
     mr["excess"] = evaluate.excess_loss(
         above(mr, betas), above(analytic, betas), betas=betas, model="the MR-VAE"
@@ -219,7 +220,7 @@ def build_report(
     if models.baselines:
         own = np.array([baseline.beta for baseline in models.baselines])
         optimum_own = evaluate.analytic_curve(spec, k, own)
-        mr_own = evaluate.evaluate_model(models.mrvae, mean, cov, own)
+        mr_own = evaluate.evaluate_model(models.mrvae, mean, cov, own, factor=factor)
         at_excess = evaluate.excess_loss(
             above(mr_own, own), above(optimum_own, own), betas=own, model="the MR-VAE"
         )
@@ -231,7 +232,7 @@ def build_report(
         for baseline, optimum_loss, trained in zip(
             models.baselines, above(optimum_own, own), record["beta_vae"], strict=True
         ):
-            terms = evaluate.exact_terms(baseline.model, baseline.beta, mean, cov)
+            terms = evaluate.exact_terms(baseline.model, baseline.beta, mean, cov, factor=factor)
             excess = evaluate.excess_loss(
                 [0.5 * terms.squared_error + baseline.beta * terms.rate],
                 [optimum_loss],

@@ -14,6 +14,7 @@ from linvae._checks import as_betas
 from linvae.analytic import (
     active_latents,
     check_moments,
+    covariance_factor,
     objective_terms,
     rate_distortion,
     spectrum,
@@ -81,11 +82,13 @@ def score(trained: Trained, mean, cov, betas) -> dict:
     if not all(np.all(np.isfinite(a)) for a in maps) or np.any(c <= 0):
         raise ValueError("the method's maps are not finite, or a variance is not > 0")
     rate, squared_error = np.empty(betas.size), np.empty(betas.size)
+    spec = spectrum(cov)
+    factor = covariance_factor(cov, spec)  # the traces as sums of squares: no cancellation
     for i, beta in enumerate(betas):
         t = E[i] @ mean + offset[i]  # the posterior mean at x = m
-        terms = objective_terms(E[i], c[i], D[i], mean, cov, beta, bias[i], t)
+        terms = objective_terms(E[i], c[i], D[i], mean, cov, beta, bias[i], t, factor=factor)
         rate[i], squared_error[i] = terms.rate, terms.squared_error
-    eigvals = spectrum(cov).eigvals
+    eigvals = spec.eigvals
     optimum = rate_distortion(eigvals, k, betas)
     # both losses without d/2·log 2π: their difference keeps its digits
     loss = 0.5 * squared_error + betas * rate

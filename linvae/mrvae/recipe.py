@@ -726,7 +726,10 @@ def _preconditioned_polish(iterations, model, trained, evaluate, guard, root_h):
     per_latent = {
         name: p
         for name, p in model.named_parameters()
-        if p.requires_grad and name not in trained and p.shape == root_h.shape
+        if p.requires_grad
+        and name not in trained
+        and p.shape == root_h.shape
+        and name != "log_variance"
     }
     scaled = {name: torch.nn.Parameter(p.detach() * root_h) for name, p in per_latent.items()}
     others = [
