@@ -16,9 +16,15 @@ the feature-scale warning (if any) and the wall time. The cases:
   scale; ``digits-1e-3``, ``digits-1e3``, ``digits-0.01`` the [0, 1] set times that;
 - ``wine-k6``, ``wine-k13``, ``cancer-k10``: scikit-learn's tabular sets as shipped
   (spectra over 7 and 11 decades);
+- ``iris-k4``, ``diabetes-raw-k10`` (``load_diabetes(scaled=False)``: age, sex, body
+  mass, blood pressure and six serum measures in their own units): more of scikit-learn's
+  tabular sets, k = d;
+- ``cancer-k30``: breast cancer with k = d = 30 (numerical rank 20, spectrum over 12
+  decades: ten latents collapsed at the optimum);
 - ``digits-k64``: every pixel a latent (constant pixels: a rank-deficient covariance);
 - ``lowrank``: a rank-3 covariance in d = 10 with k = 5;
 - ``decades12``: a Gaussian whose spectrum spans 12 decades (d = 16, k = 8);
+- ``wide-rank4``: a Gaussian of spectrum 1e6, 1e3, 1, 1e-3, 0, 0 (d = 6, rank 4), k = 6;
 - ``patches784``: 60000 28×28 patches, k = 32 (only when named).
 
 ``--lr``, ``--beta-weight``, ``--beta-power``, ``--whiten-decoder``, ``--share-thresholds-from``
@@ -57,15 +63,20 @@ def _digits(scale):
     return X * scale
 
 
-def _sklearn(name):
+def _sklearn(name, **options):
     import sklearn.datasets
 
-    return getattr(sklearn.datasets, f"load_{name}")().data.astype(np.float64)
+    return getattr(sklearn.datasets, f"load_{name}")(**options).data.astype(np.float64)
 
 
 def _lowrank():
     rng = np.random.default_rng(0)
     return rng.normal(size=(200, 3)) @ rng.normal(size=(3, 10))
+
+
+def _wide_rank4():
+    X, _ = load("gaussian", n=400, eigvals=[1e6, 1e3, 1.0, 1e-3, 0.0, 0.0], seed=5)
+    return X
 
 
 def _decades12():
@@ -84,9 +95,13 @@ CASES = {
     "wine-k6": (lambda: _sklearn("wine"), 6, False),
     "wine-k13": (lambda: _sklearn("wine"), 13, False),
     "cancer-k10": (lambda: _sklearn("breast_cancer"), 10, False),
+    "iris-k4": (lambda: _sklearn("iris"), 4, False),
+    "diabetes-raw-k10": (lambda: _sklearn("diabetes", scaled=False), 10, False),
+    "cancer-k30": (lambda: _sklearn("breast_cancer"), 30, False),
     "digits-k64": (lambda: _digits(1.0), 64, True),
     "lowrank": (_lowrank, 5, False),
     "decades12": (_decades12, 8, False),
+    "wide-rank4": (_wide_rank4, 6, False),
     "patches784": (lambda: load("patches", n=60000)[0], 32, True),
 }
 
