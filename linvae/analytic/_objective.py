@@ -127,6 +127,10 @@ def _vector(value, name, size, default):
 def objective(params, mean, cov, beta, decoder_bias=None, encoder_offset=None):
     """Exact rate, distortion and loss of a linear VAE on data with this mean and covariance.
 
+    Formed through :func:`covariance_factor` (one eigendecomposition, O(d³)): sums of
+    squares, free of the traces' cancellation. To evaluate many models or β on the same
+    data, form the factor once and call :func:`objective_terms` with it.
+
     Parameters
     ----------
     params : LinearVAEParams
