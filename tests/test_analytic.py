@@ -237,17 +237,22 @@ def test_lbfgs_never_finds_a_lower_loss(eigvals, data):
 # --- the objective --------------------------------------------------------------------
 
 
-@given(spd_covariances(max_dim=6), st.data())
-def test_objective_equals_the_residual_form(case, data):
-    cov, eigvals = case
-    d = eigvals.shape[0]
+def _any_linear_vae(data, d):
+    """``(params, mean, b, β)``: a random linear VAE of k ≤ d latents, data mean, decoder
+    bias and β, seeded by hypothesis."""
     k = data.draw(st.integers(1, d), label="k")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
     params = LinearVAEParams(
         rng.standard_normal((k, d)), np.exp(rng.standard_normal(k)), rng.standard_normal((d, k))
     )
     mean, b = rng.standard_normal(d), rng.standard_normal(d)
-    beta = data.draw(betas(1e-2, 1e2), label="beta")
+    return params, mean, b, data.draw(betas(1e-2, 1e2), label="beta")
+
+
+@given(spd_covariances(max_dim=6), st.data())
+def test_objective_equals_the_residual_form(case, data):
+    cov, eigvals = case
+    params, mean, b, beta = _any_linear_vae(data, eigvals.shape[0])
     terms = objective(params, mean, cov, beta, decoder_bias=b)
     expected = loss_by_residual(params, mean, cov, beta, b)
     scale = (
@@ -264,7 +269,8 @@ def test_the_covariance_factor_reproduces_the_covariance(case):
     F = covariance_factor(cov)
     assert F.shape[0] == cov.shape[0] and F.shape[1] <= cov.shape[0]
     np.testing.assert_allclose(F @ F.T, cov, atol=1e-12 * max(1.0, eigvals[0]))
-    np.testing.assert_array_equal(covariance_factor(cov, spectrum(cov)).shape[0], cov.shape[0])
+    F = covariance_factor(cov, spectrum(cov))  # from a spectrum already at hand
+    np.testing.assert_allclose(F @ F.T, cov, atol=1e-12 * max(1.0, eigvals[0]))
 
 
 @given(spd_covariances(max_dim=6), st.data())
@@ -272,11 +278,7 @@ def test_the_factor_and_the_traces_give_the_same_terms(case, data):
     """Through a factor F Fᵀ = S the traces are sums of squares; mathematically the same."""
     cov, eigvals = case
     d = eigvals.shape[0]
-    k = data.draw(st.integers(1, d), label="k")
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    E, D = rng.standard_normal((k, d)), rng.standard_normal((d, k))
-    c, mean, b = np.exp(rng.standard_normal(k)), rng.standard_normal(d), rng.standard_normal(d)
-    beta = data.draw(betas(1e-2, 1e2), label="beta")
+    (E, c, D), mean, b, beta = _any_linear_vae(data, d)
     mean, cov = check_moments(mean, cov)
     traces = objective_terms(E, c, D, mean, cov, beta, b)
     squares = objective_terms(E, c, D, mean, cov, beta, b, factor=covariance_factor(cov))

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import finite_matrices, orthogonal_matrices, spd_covariances
 
 from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.evaluate import evaluate_model, excess_loss
@@ -15,7 +16,6 @@ from linvae.data import load
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
 from linvae.mrvae.revive import residual_directions
-from tests.strategies import finite_matrices, orthogonal_matrices, spd_covariances
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
