@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from linvae.mrvae._step import step_products
+from linvae.mrvae._step import covariance_factors, step_products
 from linvae.mrvae.threads import set_cpu_threads
 
 from ._runs import command_line, log, positive_ints, write_result
@@ -40,24 +40,24 @@ def _cpu_seconds(function, argument, repeats: int) -> float:
 
 def factors(d: int, seed: int = 0):
     """A covariance S (d, d) of a random data set, its whitening factor P (lower
-    triangular) and S Pᵀ, all float64."""
+    triangular), P S and S Pᵀ, all float64."""
     g = torch.Generator().manual_seed(seed)
     X = torch.randn(2 * d, d, generator=g, dtype=torch.float64)
     S = X.T @ X / (2 * d)
     L = torch.linalg.cholesky(S + 1e-3 * torch.eye(d, dtype=torch.float64))
     P = torch.linalg.solve_triangular(L, torch.eye(d, dtype=torch.float64), upper=False)
-    return P, S, S @ P.T
+    return P, *covariance_factors(S, P, (L, 1e-3))
 
 
 def run(sizes, k: int, repeats: int):
     """One row per (d, blas, dtype): CPU ms of each product and of the three together."""
     rows = []
     for d in sizes:
-        P, S, SPt = factors(d)
+        P, PS, SPt = factors(d)
         W = torch.randn(k, d, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         for blas in ("torch", "numpy"):
             for dtype in (torch.float64, torch.float32):
-                products = step_products(P, S, SPt, dtype=dtype, blas=blas)
+                products = step_products(P, PS, SPt, dtype=dtype, blas=blas)
                 ms = {
                     name: 1e3 * _cpu_seconds(getattr(products, name), W, repeats)
                     for name in ("encoder", "covariance", "back")

@@ -13,6 +13,7 @@ from linvae.mrvae._step import (
     BetaDraws,
     FusedStep,
     compiled_objective,
+    covariance_factors,
     latent_objective,
     step_products,
     top_level_ops,
@@ -117,7 +118,10 @@ def test_the_fused_step_gives_a_shared_threshold_the_sum_of_its_three_gradients(
     args = _objective_args(model, factors, cov, L, W, V, b)  # the three rows equal
     _, grads = latent_objective(eta, *args, "both")
     step(eta)
-    np.testing.assert_array_equal(encoder.bias.grad.numpy(), grads.shared.numpy())
+    # to round-off: the step multiplies by P S laid out row-major, latent_objective by (S Pᵀ)ᵀ
+    scale = float(grads.shared.abs().max())
+    np.testing.assert_allclose(encoder.bias.grad.numpy(), grads.shared.numpy(), rtol=0,
+                               atol=1e-14 * scale)  # fmt: skip
     # summed in the same product as the three rows: their sum, to round-off
     scale = float(grads.thresholds.abs().max())
     np.testing.assert_allclose(grads.shared.numpy(), grads.thresholds.sum(0).numpy(), rtol=0,
@@ -127,19 +131,20 @@ def test_the_fused_step_gives_a_shared_threshold_the_sum_of_its_three_gradients(
 @pytest.mark.parametrize("whiten", [True, False])
 def test_numpys_and_torchs_products_agree_to_round_off_and_float32_to_its_own(whiten):
     """The step's three (k, d) × (d, d) products: W P (a triangular product through numpy),
-    E₁ S and Y S Pᵀ, of the whitening factor (lower triangular) or of the data's scale
+    W P S and Y S Pᵀ, of the whitening factor (lower triangular) or of the data's scale
     alone (diagonal); in float32 to float32's round-off, returned in float64."""
     _, _, cov, _, _, (W, _, _), _ = _problem(d=40, k=5)
-    P = data_factors(cov, RANGE[0], whiten=whiten).P
-    SPt = cov @ P.T
+    factors = data_factors(cov, RANGE[0], whiten=whiten)
+    P = factors.P
+    PS, SPt = covariance_factors(cov, P, (factors.L, factors.ridge) if whiten else None)
     Y = torch.randn(5, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     W = W.detach()
     E1 = W @ P
-    reference = (E1, E1 @ cov, Y @ SPt)
+    reference = (E1, E1 @ cov, Y @ cov @ P.T)
     for blas in ("torch", "numpy"):
         for dtype, tolerance in ((torch.float64, 1e-13), (torch.float32, 1e-5)):
-            products = step_products(P, cov, SPt, dtype=dtype, blas=blas)
-            got = (products.encoder(W), products.covariance(E1), products.back(Y))
+            products = step_products(P, PS, SPt, dtype=dtype, blas=blas)
+            got = (products.encoder(W), products.covariance(W), products.back(Y))
             for want, have in zip(reference, got, strict=True):
                 assert have.dtype == torch.float64 and have.shape == want.shape
                 error = float((have - want).abs().max() / want.abs().max())

@@ -137,22 +137,42 @@ def _weights(log_beta: torch.Tensor, weight: str, scale: float):
 
 class Products(NamedTuple):
     """The step's three (k, d) × (d, d) products, nearly all of its arithmetic at large d,
-    each a function of its (k, d) left factor: ``encoder(W) = W P``, ``covariance(E₁) =
-    E₁ S``, ``back(Y) = Y S Pᵀ``; each returns a (k, d) tensor of its argument's dtype."""
+    each a function of its (k, d) left factor: ``encoder(W) = W P``, ``covariance(W) =
+    W P S = E₁ S``, ``back(Y) = Y S Pᵀ``; each returns a (k, d) tensor of its argument's
+    dtype. ``E₁ S`` is formed from ``W`` and ``P S``, not from ``E₁`` and ``S``: ``E₁ = W P``
+    is large along directions of small variance (``P``'s scale there is ``1/√ridge``) and
+    ``S`` along those of large variance, so ``E₁ @ S`` cancels their products to round-off
+    of both (on a spectrum over 9 decades the objective then moved by 1 in 18 between
+    points 1e-16 apart, and the polish stopped), where ``P S`` is bounded by ``√λ``."""
 
     encoder: Callable[[torch.Tensor], torch.Tensor]
     covariance: Callable[[torch.Tensor], torch.Tensor]
     back: Callable[[torch.Tensor], torch.Tensor]
 
 
+def covariance_factors(S, P, whitening=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``P S`` and ``S Pᵀ`` (d, d), contiguous, for the encoder's factor ``P``.
+
+    ``whitening``: ``(L, ridge)`` with ``P = L⁻¹``, ``L Lᵀ = S + ridge·I`` (Cholesky), of
+    which ``P S = Lᵀ − ridge·P`` exactly: formed so, its entries are those of ``L`` and
+    ``P``, where the product ``P @ S`` sums terms up to ``|P| |S|`` (``1/√ridge`` times the
+    largest variance) and keeps their round-off. None: the product ``S @ Pᵀ``."""
+    if whitening is None:
+        SPt = S @ P.T
+    else:
+        L, ridge = whitening
+        SPt = L - ridge * P.T
+    return SPt.T.contiguous(), SPt.contiguous()
+
+
 #: Who forms the :class:`Products` (:func:`step_products`): "auto" is numpy on the CPU.
 BLAS = ("auto", "torch", "numpy")
 
 
-def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
-    """The :class:`Products` of the factor ``P`` (d, d, lower triangular), the covariance
-    ``S`` and ``S Pᵀ``, formed in ``dtype`` (default: theirs) and returned in the left
-    factor's dtype.
+def step_products(P, PS, SPt, *, dtype=None, blas="auto") -> Products:
+    """The :class:`Products` of the factor ``P`` (d, d, lower triangular), ``P S`` and
+    ``S Pᵀ`` (:func:`covariance_factors`), formed in ``dtype`` (default: theirs) and
+    returned in the left factor's dtype.
 
     ``blas``: "torch" (``torch.mm``), or "numpy" (CPU tensors; numpy's BLAS, and ``W P``
     as a triangular product, half the arithmetic), or "auto": numpy on the CPU, torch
@@ -169,22 +189,22 @@ def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
     if blas == "numpy" and not on_cpu:
         raise ValueError(f"blas: 'numpy' multiplies CPU tensors, these are on {P.device}")
     if blas == "torch" or (blas == "auto" and not on_cpu):
-        P_, S_, SPt_ = (t.to(dtype) for t in (P, S, SPt))
+        P_, PS_, SPt_ = (t.to(dtype) for t in (P, PS, SPt))
         if dtype == P.dtype:
             return Products(
-                lambda W: torch.mm(W, P_), lambda E1: torch.mm(E1, S_),
+                lambda W: torch.mm(W, P_), lambda W: torch.mm(W, PS_),
                 lambda Y: torch.mm(Y, SPt_),
             )  # fmt: skip
         return Products(
             lambda W: torch.mm(W.to(dtype), P_).to(W.dtype),
-            lambda E1: torch.mm(E1.to(dtype), S_).to(E1.dtype),
+            lambda W: torch.mm(W.to(dtype), PS_).to(W.dtype),
             lambda Y: torch.mm(Y.to(dtype), SPt_).to(Y.dtype),
         )  # fmt: skip
     from scipy.linalg import blas as scipy_blas
 
     np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
     P_columns = np.asfortranarray(P.numpy(), dtype=np_dtype)  # trmm's layout
-    S_, SPt_ = (np.ascontiguousarray(t.numpy(), dtype=np_dtype) for t in (S, SPt))
+    PS_, SPt_ = (np.ascontiguousarray(t.numpy(), dtype=np_dtype) for t in (PS, SPt))
     trmm = scipy_blas.get_blas_funcs("trmm", dtype=np_dtype)
 
     def left(A: torch.Tensor) -> np.ndarray:
@@ -199,7 +219,7 @@ def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
 
     return Products(
         encoder,
-        lambda E1: back_to(np.matmul(left(E1), S_), E1),
+        lambda W: back_to(np.matmul(left(W), PS_), W),
         lambda Y: back_to(np.matmul(left(Y), SPt_), Y),
     )
 
@@ -361,10 +381,10 @@ def objective_parts(
     # product takes 1.6 times a (k, d) × (d, d) one), at the cost of four transposed views
     if products is None:
         E1 = torch.mm(W, P)  # (k, d)
-        E1S = torch.mm(E1, S)
+        E1S = torch.mm(W, SPt.T)  # W (P S), not E₁ S: see Products
     else:
         E1 = products.encoder(W)
-        E1S = products.covariance(E1)
+        E1S = products.covariance(W)
     K = torch.mm(E1S, E1.T)  # (k, k)
     D2 = V * scale if L is None else torch.mm(L, V)  # (d, k)
     G = torch.mm(D2.T, D2)
@@ -535,10 +555,14 @@ class FusedStep:
     step_dtype : torch.dtype, optional
         The dtype of a step's (k, d) × (d, d) products (default: the model's); the
         gradients, Adam's state and :meth:`exact` stay in the model's dtype.
+    whitening : (Tensor, float), optional
+        ``(L, ridge)`` of the encoder's factor, ``P = L⁻¹``, ``L Lᵀ = S + ridge·I``: then
+        ``P S`` and ``S Pᵀ`` are formed as ``Lᵀ − ridge·P`` (:func:`covariance_factors`),
+        without the round-off of ``P @ S``.
     """
 
     def __init__(self, model, W, V, b, P, S, L, scale, weight, objective=None, *,
-                 blas="auto", step_dtype=None):  # fmt: skip
+                 blas="auto", step_dtype=None, whitening=None):  # fmt: skip
         if not fusable(model, False):
             raise ValueError("model: the fused step takes a LatentMRVAE gated by η itself")
         as_choice(blas, "blas", BLAS)
@@ -546,7 +570,8 @@ class FusedStep:
             raise ValueError("P must be lower triangular (the inverse of a Cholesky factor)")
         self.blas, self.step_dtype = blas, P.dtype if step_dtype is None else step_dtype
         self.model, self.W, self.V, self.b = model, W, V, b
-        self.P, self.S, self.SPt, self.L = P, S, S @ P.T, L
+        self.P, self.S, self.L = P, S, L
+        self.PS, self.SPt = covariance_factors(S, P, whitening)
         self.scale, self.weight = float(scale), weight
         self.slopes = torch.stack([g.weight.detach() for g in model.gate_modules()])
         self.objective = objective
@@ -577,7 +602,7 @@ class FusedStep:
         once."""
         if dtype not in self._by_dtype:  # formed when first asked: Adam's, then the polish's
             self._by_dtype[dtype] = step_products(
-                self.P, self.S, self.SPt, dtype=dtype, blas=self.blas
+                self.P, self.PS, self.SPt, dtype=dtype, blas=self.blas
             )
         constants = self.constants(log_beta.shape[0], weight)
         rho = self.model.log_variance
@@ -605,10 +630,13 @@ class FusedStep:
             self._assign(grads._replace(W=grads.W / row_scale))
             return objective_value(parts)
 
-    def rewhitened(self) -> None:
-        """Form ``S Pᵀ`` again after ``P`` was changed in place (the polish's re-whitening)."""
+    def rewhitened(self, whitening=None) -> None:
+        """Form ``P S`` and ``S Pᵀ`` again after ``P`` was changed in place (the polish's
+        re-whitening); ``whitening``: ``P``'s ``(L, ridge)`` (:func:`covariance_factors`)."""
         with torch.no_grad():
-            self.SPt.copy_(self.S @ self.P.T)
+            PS, SPt = covariance_factors(self.S, self.P, whitening)
+            self.PS.copy_(PS)
+            self.SPt.copy_(SPt)
         self._products()
 
     def _products(self) -> None:

@@ -539,6 +539,7 @@ def train_recipe(
         step_loss = FusedStep(
             model, W, V, b_free, P, cov, L, scale, config.beta_weight, objective,
             blas=config.blas, step_dtype=adam_dtype(config.adam_precision, model.d, dtype),
+            whitening=(factors.L, factors.ridge) if config.whiten else None,
         )  # fmt: skip
         optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
         count = config.betas_per_step
@@ -582,10 +583,14 @@ def train_recipe(
                 else torch.zeros(1, dtype=torch.float64)
             )
             nodes = log_betas(u)
+            polish_factors = None  # the polish's whitening, where it has its own
             if config.whiten and config.polish_ridge != 1.0:
-                _rewhiten(W, factors, cov, config.polish_ridge * factors.ridge)
+                polish_factors = _rewhiten(W, factors, cov, config.polish_ridge * factors.ridge)
+                _drop_unexcited(W, polish_factors)
             if isinstance(step_loss, FusedStep):  # the closed form: 3 d² products, not 6
-                step_loss.rewhitened()
+                step_loss.rewhitened(
+                    None if polish_factors is None else (polish_factors.L, polish_factors.ridge)
+                )
 
                 def evaluate():
                     return step_loss.exact(nodes, config.polish_weight, row_scale)
@@ -614,6 +619,8 @@ def train_recipe(
                         revived += _revive(
                             model, W, V, row_scale, P, decoder_free, cov, log_lo, generator
                         )
+                        if polish_factors is not None:
+                            _drop_unexcited(W, polish_factors)
                     model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
         polish_seconds = time.perf_counter() - polish_start
         write_model()
@@ -656,13 +663,30 @@ def _revive(model, W, V, row_scale, P, decoder_free, cov, log_lo, generator) -> 
 
 
 @torch.no_grad()
-def _rewhiten(W: torch.Tensor, factors: DataFactors, cov: torch.Tensor, ridge: float) -> None:
+def _rewhiten(
+    W: torch.Tensor, factors: DataFactors, cov: torch.Tensor, ridge: float
+) -> DataFactors:
     """Put the encoder in the units of a smaller ridge, in place: ``E₁ = W P = W₂ P₂`` with
     ``P₂`` the :func:`data_factors` of ``ridge`` (floored at ``1e6·ε·tr S``), so
-    ``W₂ = W L⁻¹ L₂`` (see ``RecipeConfig.polish_ridge``). ``factors.P`` becomes ``P₂``."""
+    ``W₂ = W L⁻¹ L₂`` (see ``RecipeConfig.polish_ridge``). ``factors.P`` becomes ``P₂``;
+    returns the smaller ridge's factors."""
     smaller = data_factors(cov, ridge)
     W.copy_(W @ torch.linalg.solve_triangular(factors.L, smaller.L, upper=False))
     factors.P.copy_(smaller.P)
+    return smaller
+
+
+@torch.no_grad()
+def _drop_unexcited(W: torch.Tensor, factors: DataFactors) -> None:
+    """Take out of the encoder, in place, what it holds along directions the data do not
+    excite: ``E₁ ← E₁ S (S + r·I)⁻¹`` (r = ``factors.ridge``, round-off's at the polish),
+    i.e. ``W ← W − r (W P) Pᵀ`` for ``E₁ = diag(1/row_scale) W P``; directions of variance
+    λ ≫ r keep ``λ/(λ + r)`` of theirs. Weight along a direction of no variance has no
+    gradient and no cost, but Adam's per-coordinate steps in ``W`` put some there, up to
+    ``1/√r`` in ``E₁``; against a spectrum's large eigenvalues it makes the objective's
+    round-off exceed the polish's progress (9 decades, rank 4: a step of 1e-16 moved the
+    objective by 1 in 18 and the polish stopped at 12 excess/β; without it 0.003)."""
+    W.sub_(factors.ridge * (W @ factors.P) @ factors.P.T)
 
 
 def _thresholds_agree(model: LatentMRVAE) -> bool:
