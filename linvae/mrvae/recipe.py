@@ -555,17 +555,22 @@ def train_recipe(
             return log_betas(stratified(count, generator))
 
     keep_open = isinstance(model, LatentMRVAE) and beta is None and config.min_open > 0
+    open_floor = log_lo + config.min_open * (log_hi - log_lo)
+    # one operation a step (LatentMRVAE.open_projection), formed again when the tie is made
+    project_open = model.open_projection(open_floor) if keep_open else None
     guard = Guard(model, extra=trained)
     done = 0
 
     def after_step():  # the projection after each Adam step, and the thresholds' tie
-        nonlocal done, shared
+        nonlocal done, shared, project_open
         done += 1
         if done == share_at:
             _share_thresholds(model)
             shared = True
-        if keep_open:  # two or three operations (LatentMRVAE.keep_open)
-            model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
+            if keep_open:
+                project_open = model.open_projection(open_floor)
+        if keep_open:
+            project_open()
 
     start = time.perf_counter()
     try:
@@ -614,7 +619,7 @@ def train_recipe(
                         revived += _revive(
                             model, W, V, row_scale, P, decoder_free, cov, log_lo, generator
                         )
-                    model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
+                    model.keep_open(open_floor)
         polish_seconds = time.perf_counter() - polish_start
         write_model()
     finally:
