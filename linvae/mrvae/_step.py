@@ -75,19 +75,23 @@ class Constants(NamedTuple):
     """What :func:`objective_parts` reads besides the trained tensors, fixed for a count of β
     (:func:`step_constants`): formed once, not every step."""
 
-    slopes: torch.Tensor  # (8, k): the slopes of the rows of x (see _ROWS)
-    bound: torch.Tensor  # (8, 1): x's rows are clamped at it
+    slopes: torch.Tensor  # (7, k): the slopes of the rows of x (see _ROWS)
+    bound: torch.Tensor  # (7, 1): x's rows are clamped at it
     zero: torch.Tensor  # (k,) zeros: the rows of x without a threshold
-    reduce: torch.Tensor  # (9, 9B): the sums over β, weighted, as a matrix (see _SUMS)
+    reduce: torch.Tensor  # (9, 15B): the sums over β, weighted, as a matrix (see _SUMS)
     omega: float  # the weights' common factor Ω: ω_R = Ω ŵ_R, ω_D = Ω ŵ_D
     tiny: torch.Tensor  # 0-d, the dtype's smallest normal number
 
 
-# The rows of x = rows + η·slopes, (B, 8, k), and what exp(min(x, bound)) makes of them:
-# decoder gate x_D, encoder gate x_E (e^x, for σ_D's derivative), covariance gate x_C
-# (min(1, e^x); the hinge's derivative is read from x itself), η (β), ρ (e^ρ), 0 (1),
-# η, η (β, β). Split in pairs, [h, β] ⊙ [e^ρ, 1] = [c, β].
-_ROWS = 8
+# The rows of x = rows + η·slopes, (B, 7, k), and what e = exp(min(x, bound)) makes of
+# them: η (β, or ŵ_R written over it), decoder gate x_D, encoder gate x_E (e^x, for σ_D's
+# derivative), covariance gate x_C (min(1, e^x); the hinge's derivative is read from x
+# itself), η (β), ρ (e^ρ), 0 (1). In pairs, [h, β] ⊙ [e^ρ, 1] = [c, β].
+_ROWS = 7
+# The rows of F (B, 15, k), those summed over β (Workspace): t_D, t_E (−2/Ω ∂/∂x of the
+# decoder's and encoder's gates), z = ŵ_D c τ² dG + ŵ_R c (2/Ω ∂/∂log c + ŵ_R), e's seven
+# rows (its first ŵ_R), [x_C ≤ 0] z, [x_C ≤ 0] ŵ_R, ŵ_D a, ŵ_D c τ², ŵ_R σ².
+_F = 15
 # The rows of the sums over β (Constants.reduce, Workspace.sums): the thresholds' gradients
 # (encoder, covariance, decoder), a shared threshold's, ρ's, then [2 gK_diag, gN, 2 gG_diag,
 # gN], the diagonals of [[2∂K, ∂N], [2∂G, ∂N]] (gN twice: each block its own row)
@@ -104,30 +108,31 @@ def step_constants(count: int, slopes: torch.Tensor, weight: str, scale: float) 
     dtype, device = slopes.dtype, slopes.device
     encoder, covariance, decoder = slopes
     one, zero = torch.ones_like(encoder), torch.zeros_like(encoder)
-    rows = torch.stack([decoder, encoder, covariance, one, zero, zero, one, one])
+    rows = torch.stack([one, decoder, encoder, covariance, one, zero, zero])
     info = torch.finfo(dtype)
-    bound = torch.tensor([0.0, 0.0, 0.0] + [math.inf] * (_ROWS - 3), dtype=dtype)
+    bound = torch.tensor([math.inf, 0.0, 0.0, 0.0] + [math.inf] * (_ROWS - 4), dtype=dtype)
     bound = bound.to(device).reshape(_ROWS, 1)
     omega = 1.0 / (count * scale**2) if weight == "flat" else 1.0 / count
-    # F = [t_D, t_E, z, z', z_m, z_m', ŵ_D a, ŵ_D c τ², ŵ_R σ²] (see objective_parts)
-    reduce = torch.zeros(_SUMS, count, 9, dtype=dtype, device=device)
+    reduce = torch.zeros(_SUMS, count, _F, dtype=dtype, device=device)  # F's rows: see _F
     reduce[0, :, 1] = -0.5 * omega  # the encoder's threshold: −½Ω Σ_b t_E
-    reduce[1, :, 4] = 0.5 * omega  # the covariance's: ½Ω Σ_b [x_C ≤ 0] z
+    reduce[1, :, 10] = 0.5 * omega  # the covariance's: ½Ω Σ_b [x_C ≤ 0] (z − ŵ_R)
+    reduce[1, :, 11] = -0.5 * omega
     reduce[2, :, 0] = -0.5 * omega  # the decoder's
     reduce[3] = reduce[:3].sum(0)  # the three summed: a shared threshold's
-    reduce[4, :, 2] = 0.5 * omega  # ρ: ½Ω Σ_b z
-    reduce[5, :, 8] = omega  # 2 gK_diag = Σ_b ω_R σ²
-    reduce[6, :, 6] = reduce[8, :, 6] = -omega  # gN = −Σ_b ω_D a
-    reduce[7, :, 7] = omega  # 2 gG_diag = Σ_b ω_D c τ²
+    reduce[4, :, 2] = 0.5 * omega  # ρ: ½Ω Σ_b (z − ŵ_R)
+    reduce[4, :, 3] = -0.5 * omega
+    reduce[5, :, 14] = omega  # 2 gK_diag = Σ_b ω_R σ²
+    reduce[6, :, 12] = reduce[8, :, 12] = -omega  # gN = −Σ_b ω_D a
+    reduce[7, :, 13] = omega  # 2 gG_diag = Σ_b ω_D c τ²
     tiny = torch.tensor(info.tiny, dtype=dtype, device=device)
-    return Constants(rows, bound, zero, reduce.reshape(_SUMS, count * 9), omega, tiny)
+    return Constants(rows, bound, zero, reduce.reshape(_SUMS, count * _F), omega, tiny)
 
 
 def threshold_rows(thresholds, log_variance, zero) -> list[torch.Tensor]:
-    """The rows of x's offsets (see ``_ROWS``): decoder, encoder and covariance thresholds,
-    0, ρ, 0, 0, 0; ``thresholds`` stacked as (encoder, covariance, decoder)."""
+    """The rows of x's offsets (see ``_ROWS``): 0, decoder, encoder and covariance
+    thresholds, 0, ρ, 0; ``thresholds`` stacked as (encoder, covariance, decoder)."""
     encoder, covariance, decoder = thresholds
-    return [decoder, encoder, covariance, zero, log_variance, zero, zero, zero]
+    return [zero, decoder, encoder, covariance, zero, log_variance, zero]
 
 
 def _weights(log_beta: torch.Tensor, weight: str, scale: float):
@@ -143,11 +148,15 @@ class Products(NamedTuple):
     """The step's three (k, d) × (d, d) products, nearly all of its arithmetic at large d,
     each a function of its (k, d) left factor: ``encoder(W) = W P``, ``covariance(E₁) =
     E₁ S``, ``back(Y) = Y S Pᵀ``; each returns a (k, d) tensor of its argument's dtype, or
-    writes it into ``out`` (a contiguous (k, d) tensor of that dtype) and returns ``out``."""
+    writes it into ``out`` (a contiguous (k, d) tensor of that dtype) and returns ``out``.
+    ``front(W, H, E1, E1S)``: the first two as a step takes them, ``W P`` into ``E1`` and
+    ``W P S`` into ``E1S``, the first and last k rows of a contiguous (3k, d) ``H`` whose
+    middle rows it may overwrite (in another dtype, the two converted in one copy)."""
 
     encoder: Callable[..., torch.Tensor]
     covariance: Callable[..., torch.Tensor]
     back: Callable[..., torch.Tensor]
+    front: Callable[..., None]
 
 
 #: Who forms the :class:`Products` (:func:`step_products`): "auto" is numpy on the CPU.
@@ -176,21 +185,18 @@ def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
     if blas == "torch" or (blas == "auto" and not on_cpu):
         P_, S_, SPt_ = (t.to(dtype) for t in (P, S, SPt))
         if dtype == P.dtype:
+
+            def front(W, H, E1, E1S):
+                torch.mm(W, P_, out=E1)
+                torch.mm(E1, S_, out=E1S)
+
             return Products(
                 lambda W, out=None: torch.mm(W, P_, out=out),
                 lambda E1, out=None: torch.mm(E1, S_, out=out),
                 lambda Y, out=None: torch.mm(Y, SPt_, out=out),
+                front,
             )  # fmt: skip
-
-        def converted(A, right, out):
-            product = torch.mm(A.to(dtype), right)
-            return product.to(A.dtype) if out is None else out.copy_(product)
-
-        return Products(
-            lambda W, out=None: converted(W, P_, out),
-            lambda E1, out=None: converted(E1, S_, out),
-            lambda Y, out=None: converted(Y, SPt_, out),
-        )  # fmt: skip
+        return _converted_products(P_, S_, SPt_)
     from scipy.linalg import blas as scipy_blas
 
     np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
@@ -208,8 +214,8 @@ def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
         product = torch.from_numpy(product)
         return product if product.dtype == like.dtype else product.to(like.dtype)
 
-    def encoder(W, out=None):  # (W P)ᵀ = Pᵀ Wᵀ, Wᵀ column-major as W is row-major: no copy
-        return back_to(trmm(1.0, P_columns, left(W).T, side=0, lower=1, trans_a=1).T, W, out)
+    def encoder_array(W):  # (W P)ᵀ = Pᵀ Wᵀ, Wᵀ column-major as W is row-major: no copy
+        return trmm(1.0, P_columns, left(W).T, side=0, lower=1, trans_a=1).T
 
     def product(A, right, out):
         if out is not None and out.numpy().dtype == np_dtype:
@@ -217,10 +223,49 @@ def step_products(P, S, SPt, *, dtype=None, blas="auto") -> Products:
             return out
         return back_to(np.matmul(left(A), right), A, out)
 
+    def front(W, H, E1, E1S):
+        E1_array = encoder_array(W)
+        back_to(E1_array, W, E1)
+        back_to(np.matmul(E1_array, S_), W, E1S)
+
     return Products(
-        encoder,
+        lambda W, out=None: back_to(encoder_array(W), W, out),
         lambda E1, out=None: product(E1, S_, out),
         lambda Y, out=None: product(Y, SPt_, out),
+        front,
+    )
+
+
+def _converted_products(P_, S_, SPt_) -> Products:
+    """:class:`Products` through ``torch.mm`` in the constants' dtype, of arguments and
+    into ``out`` of another dtype: each argument converted in one copy, each result in
+    one (``front``: both), into buffers formed once a shape."""
+    buffers: dict = {}
+
+    def buffer(shape):
+        if shape not in buffers:
+            buffers[shape] = torch.empty(shape, dtype=P_.dtype, device=P_.device)
+        return buffers[shape]
+
+    def converted(A, right, out):
+        product = torch.mm(buffer(A.shape).copy_(A), right)
+        return product.to(A.dtype) if out is None else out.copy_(product)
+
+    def front(W, H, E1, E1S):
+        k = W.shape[0]
+        if H.shape not in buffers:  # [W P; ·; W P S] and its blocks
+            both = buffer(H.shape)
+            buffers["blocks", H.shape] = both[:k], both[2 * k :]
+        both, (E1_, E1S_) = buffers[H.shape], buffers["blocks", H.shape]
+        torch.mm(buffer(W.shape).copy_(W), P_, out=E1_)
+        torch.mm(E1_, S_, out=E1S_)
+        H.copy_(both)
+
+    return Products(
+        lambda W, out=None: converted(W, P_, out),
+        lambda E1, out=None: converted(E1, S_, out),
+        lambda Y, out=None: converted(Y, SPt_, out),
+        front,
     )
 
 
@@ -312,7 +357,7 @@ class Parts(NamedTuple):
     omega: float
     w_rate: torch.Tensor | float | None  # ŵ_R; None: β, "flat"'s
     c_beta: torch.Tensor  # [c, β], (B, 2, k)
-    u: torch.Tensor  # min(x, bound), (B, 8, k): its rows 2 and 4 are min(x_C, ·) and ρ
+    u: torch.Tensor  # min(x, bound), (B, 7, k): its rows 3 and 5 are min(x_C, 0) and ρ
     err_total: torch.Tensor | float  # Σ_b ω_D
     S: torch.Tensor  # (d, d)
     grad_b: torch.Tensor  # Σ_b ω_D scale² b'
@@ -324,7 +369,7 @@ def objective_value(parts: Parts) -> torch.Tensor:
     p = parts
     d_G, d_K = p.d_GK
     c, beta = p.c_beta.unbind(1)
-    log_c = p.u[:, 4] + torch.clamp(p.u[:, 2], max=0.0)  # ρ + min(x_C, 0)
+    log_c = p.u[:, 5] + p.u[:, 3]  # ρ + min(x_C, 0)
     w_rate = beta if p.w_rate is None else p.w_rate
     rate_rest = (w_rate * (c - 1.0 - log_c)).sum()  # Σ_b ŵ_R Σ_j (c − 1 − log c)
     gap = 0.5 * torch.dot(p.grad_b, p.grad_b) / p.b_factor  # Σ_b ω_D ½‖m − b‖²
@@ -344,9 +389,9 @@ class Workspace:
     gradient, its :class:`Parts`) lives here: it holds until the next step with the same
     workspace.
 
-    The per-β work: x, u = min(x, bound), e = exp(u) of shape (B, 8, k) (see ``_ROWS``),
-    their pairs, and F = [t_D, t_E, z, z', z_m, z_m', ŵ_D a, ŵ_D c τ², ŵ_R σ²] (B, 9, k),
-    the rows summed over β in one product (``Constants.reduce``). The (k, d) work: H = [E₁;
+    The per-β work: x, u = min(x, bound) of shape (B, 7, k) (see ``_ROWS``), pairs of
+    rows (B, 2, k), and F (B, 15, k), e = exp(u) among its rows, which one product with
+    ``Constants.reduce`` sums over β (see ``_F``). The (k, d) work: H = [E₁;
     D₂ᵀ; E₁S] (3k, d), so that ``[D₂ᵀ; E₁S] [E₁; D₂ᵀ]ᵀ = [[Nᵀ, G], [K, N]]`` is one product
     (O) and the gradient's two products read H's blocks; T = [[2∂K, ∂N], [2∂G, ∂N]] (2, k,
     2k) with ∂N = diag(gN), so that ``Y = [2∂K, ∂N] [E₁; D₂ᵀ]`` and ``∂D₂ = [D₂, (E₁S)ᵀ]
@@ -359,16 +404,21 @@ class Workspace:
         def new(*shape, dtype=dtype):
             return torch.empty(*shape, dtype=dtype, device=device)
 
-        self.x, self.u, self.e = new(B, _ROWS, k), new(B, _ROWS, k), new(B, _ROWS, k)
-        self.x_c, self.u_gates = self.x[:, 2:3], self.u[:, :2]
-        self.e_gates, self.h_beta, self.rho_one, self.beta2 = self.e.split(2, 1)
-        self.q, self.gate, self.c_beta, self.c_less_one = (new(B, 2, k) for _ in range(4))
+        self.x, self.u = new(B, _ROWS, k), new(B, _ROWS, k)
+        self.x_c, self.u_gates = self.x[:, 3:4], self.u[:, 1:3]
+        self.F = new(B, _F, k)
+        self.F_rows = self.F.view(B * _F, k)
+        self.t, self.z, self.e, self.z_masked, self.aw, self.cq = self.F.split(
+            [2, 1, _ROWS, 2, 1, 2], 1
+        )
+        self.z_rate = self.F[:, 2:4]  # [z, ŵ_R]
+        self.rate, self.e_gates, self.h_beta, self.rho_one = self.e.split([1, 2, 2, 2], 1)
+        self.q, self.gate, self.c_beta = new(B, 2, k), new(B, 2, k), new(B, 2, k)
         self.gate_d, self.gate_e = self.gate.split(1, 1)
+        self.c = self.c_beta[:, :1]
         self.y, self.numerator, self.floored, self.denominator = (new(B, 2, k) for _ in range(4))
+        self.y_d = self.y[:, :1]
         self.shut_hinge = new(B, 1, k, dtype=torch.bool)  # x_C ≤ 0
-        self.F = new(B, 9, k)
-        self.F_rows = self.F.view(B * 9, k)
-        self.t, self.z, self.z_masked, self.aw, self.cq = self.F.split([2, 2, 2, 1, 2], 1)
         self.a = self.aw if flat else new(B, 1, k)  # "flat": ŵ_D = 1
         self.wc = None if flat else new(B, 2, k)  # [ŵ_D c, ŵ_R]
         self.wc_c, self.wc_rate = (None, None) if flat else self.wc.split(1, 1)
@@ -435,9 +485,9 @@ def objective_parts(
         products = step_products(P, S, SPt, blas="torch")
     w = Workspace(count, *W.shape, flat, W.dtype, W.device) if work is None else work
     eta = log_beta if log_beta.dim() == 3 else log_beta.reshape(count, 1, 1)
-    torch.addcmul(rows, eta, constants.slopes, out=w.x)  # (B, 8, k)
+    torch.addcmul(rows, eta, constants.slopes, out=w.x)  # (B, 7, k)
     torch.clamp(w.x, max=constants.bound, out=w.u)
-    torch.exp(w.u, out=w.e)  # [e^x_D, e^x_E], [h, β], [e^ρ, 1], [β, β]
+    torch.exp(w.u, out=w.e)  # β, [e^x_D, e^x_E], [h, β], [e^ρ, 1]
     torch.expm1(w.u_gates, out=w.q).neg_()  # σ_D(x)² = max(0, 1 − eˣ), [τ², σ²]
     torch.sqrt(w.q, out=w.gate)  # [τ, σ]
     torch.mul(w.h_beta, w.rho_one, out=w.c_beta)  # [c, β]: c = e^ρ min(1, e^x_C)
@@ -445,8 +495,7 @@ def objective_parts(
 
     # the (k, d) layouts: their products are the fastest on the CPU (d = 784: a (d, d) × (d, k)
     # product takes 1.6 times a (k, d) × (d, d) one)
-    products.encoder(W, out=w.E1)  # (k, d)
-    products.covariance(w.E1, out=w.E1S)
+    products.front(W, w.H, w.E1, w.E1S)  # E₁ = W P, E₁S: (k, d)
     if L is None:  # D₂ᵀ, written through its transpose
         torch.mul(V, scale, out=w.D2)
     else:
@@ -455,14 +504,15 @@ def objective_parts(
     torch.mul(w.G, w.K, out=w.M)
     torch.addmm(w.d_N, w.a_rows, w.M, beta=-1, out=w.r)  # ∂(½aᵀMa − aᵀdiag N)/∂a, (B, k)
 
-    if flat:  # ω_R = Ω β, ω_D = Ω
-        w_rate = w.beta2
+    if flat:  # ω_R = Ω β, ω_D = Ω; e's first row is β = ŵ_R
+        w_rate = None
         w_err_sum = float(count)
         torch.mul(w.c_beta, w.q, out=w.cq)  # [c τ², β σ²]
     else:
         w_rate, w_err = _weights(eta, weight, scale)
-        torch.mul(w.c_beta[:, :1], w_err, out=w.wc_c)
-        w.wc_rate.copy_(torch.as_tensor(w_rate, dtype=w.wc.dtype, device=w.wc.device))
+        w.rate.copy_(torch.as_tensor(w_rate, dtype=w.F.dtype, device=w.F.device))  # ŵ_R
+        torch.mul(w.c, w_err, out=w.wc_c)
+        w.wc_rate.copy_(w.rate)
         torch.mul(w.wc, w.q, out=w.cq)  # [ŵ_D c τ², ŵ_R σ²]
         torch.mul(w.a, w_err, out=w.aw)
         w_err_sum = w_err.sum() if isinstance(w_err, torch.Tensor) else w_err * count
@@ -473,13 +523,10 @@ def objective_parts(
     torch.addcmul(constants.tiny, w.gate, w.floored, out=w.denominator)
     torch.mul(w.e_gates, w.numerator, out=w.numerator)
     torch.div(w.numerator, w.denominator, out=w.t)  # −2/Ω ∂/∂x of the decoder's and encoder's gates
-    torch.sub(w.c_beta, 1.0, out=w.c_less_one)
-    if isinstance(w_rate, torch.Tensor):  # row 0: 2/Ω ∂/∂log c
-        torch.addcmul(w.y, w_rate, w.c_less_one, out=w.z)
-    else:
-        torch.add(w.y, w.c_less_one, alpha=w_rate, out=w.z)
+    # z = ŵ_D c τ² dG + ŵ_R c: 2/Ω ∂/∂log c is z − ŵ_R, the difference taken in the sums
+    torch.addcmul(w.y_d, w.rate, w.c, out=w.z)
     torch.le(w.x_c, 0, out=w.shut_hinge)  # the hinge's derivative: 1 where x_C ≤ 0
-    torch.where(w.shut_hinge, w.z, constants.zero, out=w.z_masked)
+    torch.where(w.shut_hinge, w.z_rate, constants.zero, out=w.z_masked)
     torch.mm(constants.reduce, w.F_rows, out=w.sums)  # (9, k), see _SUMS
 
     torch.mm(w.aw_rows_t, w.a_rows, out=w.A)  # Σ_b ŵ_D a aᵀ
@@ -498,7 +545,7 @@ def objective_parts(
     b_factor = scale**2 * err_total
     grad_b = b * b_factor
     grads = Grads(grad_W, w.grad_V, grad_b, w.d_log_variance, w.d_thresholds, w.d_shared)
-    rate_weight = None if flat else w_rate  # ŵ_R, None: β (c_beta's row 1)
+    rate_weight = w_rate  # ŵ_R, None: β (c_beta's row 1)
     if isinstance(rate_weight, torch.Tensor):
         rate_weight = rate_weight.reshape(count, 1)  # as objective_value's (B, k) rows
     parts = Parts(w.diag_grads, w.d_GK, w.d_N, w.A, w.M, w.gN, constants.omega, rate_weight,
