@@ -12,17 +12,23 @@ on a GPU each is a kernel launch and they, not the arithmetic, set a step's cost
   E(β) = diag(σ) E₁, D(β) = D₂ diag(τ) and c(β) (:class:`LatentMRVAE`) make every product
   with the covariance independent of β, so the step forms three (k, d) × (d, d) products
   (autograd's step six) and (B, k) or (k, k) arithmetic, and no autograd graph. The (B, k)
-  work is packed (:func:`objective_parts`): the gates, ρ and β as rows of one (B, 8, k)
+  work is packed (:func:`objective_parts`): the gates, ρ and β as rows of one (B, 7, k)
   tensor, the gates' derivatives on pairs of rows, every sum over β one product with a
-  constant matrix (:func:`step_constants`, formed once);
+  constant matrix (:func:`step_constants`, formed once); K, G and N are one product of
+  stacked (k, d) blocks, and so is each of the gradient's two (k, k)-by-(k, d) products;
+  every result is written (``out=``) into a :class:`Workspace` formed once, whose views
+  are formed once too;
 - **Adam** fused (``torch.optim.Adam(fused=True)``: two operations for all the tensors);
-- **the projection** (:meth:`LatentMRVAE.keep_open`): two or three operations for both
-  gates.
+- **the projection** (:meth:`LatentMRVAE.open_projection`): one operation for both gates,
+  its bounds formed once.
 
-Eagerly a step issues 58 top-level aten operations at any d (91 before this packing;
-``python -m benchmarks.step_ops --sizes 64 --steps 0``, counted by name): 9 matrix
-products, 2 tensordots, 4 transposed views (the (k, d) layouts are the CPU's fastest),
-fused Adam's two, the projection's two or three, and elementwise work, splits and stacks.
+Eagerly a step issues 36 top-level aten operations at any d (58 before the workspace, 91
+before the packing; ``python -m benchmarks.step_ops --sizes 64,784 --steps 0 --modes
+fused``; by name, tests/test_step_ops.py): 9 matrix products (7 ``mm``, 2 ``addmm``), the
+stack of x's offsets, 22 elementwise operations, one ``diag_embed``, fused Adam's two and
+the projection's one. With the products in float32 (``RecipeConfig.adam_precision``, the
+default from d = 1024) four copies convert W, the front products, Y and the gradient of W:
+40 (64 before).
 
 :func:`top_level_ops` counts the operations of any call with ``torch.profiler``. ``compile``
 compiles :func:`latent_objective` with ``torch.compile`` (on CUDA, ``"graph"`` replays it
@@ -487,17 +493,17 @@ def objective_parts(
     eta = log_beta if log_beta.dim() == 3 else log_beta.reshape(count, 1, 1)
     torch.addcmul(rows, eta, constants.slopes, out=w.x)  # (B, 7, k)
     torch.clamp(w.x, max=constants.bound, out=w.u)
-    torch.exp(w.u, out=w.e)  # β, [e^x_D, e^x_E], [h, β], [e^ρ, 1]
+    _into(w.e, torch.exp, w.u)  # β, [e^x_D, e^x_E], [h, β], [e^ρ, 1]
     torch.expm1(w.u_gates, out=w.q).neg_()  # σ_D(x)² = max(0, 1 − eˣ), [τ², σ²]
     torch.sqrt(w.q, out=w.gate)  # [τ, σ]
     torch.mul(w.h_beta, w.rho_one, out=w.c_beta)  # [c, β]: c = e^ρ min(1, e^x_C)
-    torch.mul(w.gate_d, w.gate_e, out=w.a)  # στ, (B, 1, k)
+    _into(w.a, torch.mul, w.gate_d, w.gate_e)  # στ, (B, 1, k)
 
     # the (k, d) layouts: their products are the fastest on the CPU (d = 784: a (d, d) × (d, k)
     # product takes 1.6 times a (k, d) × (d, d) one)
     products.front(W, w.H, w.E1, w.E1S)  # E₁ = W P, E₁S: (k, d)
     if L is None:  # D₂ᵀ, written through its transpose
-        torch.mul(V, scale, out=w.D2)
+        _into(w.D2, torch.mul, V, scale)
     else:
         torch.mm(V.T, L.T, out=w.D2t)
     torch.mm(w.D2t_E1S, w.E1_D2t_t, out=w.O)  # [[Nᵀ, G], [K, N]]: K = E₁SE₁ᵀ, G = D₂ᵀD₂
@@ -507,14 +513,14 @@ def objective_parts(
     if flat:  # ω_R = Ω β, ω_D = Ω; e's first row is β = ŵ_R
         w_rate = None
         w_err_sum = float(count)
-        torch.mul(w.c_beta, w.q, out=w.cq)  # [c τ², β σ²]
+        _into(w.cq, torch.mul, w.c_beta, w.q)  # [c τ², β σ²]
     else:
         w_rate, w_err = _weights(eta, weight, scale)
         w.rate.copy_(torch.as_tensor(w_rate, dtype=w.F.dtype, device=w.F.device))  # ŵ_R
-        torch.mul(w.c, w_err, out=w.wc_c)
+        _into(w.wc_c, torch.mul, w.c, w_err)
         w.wc_rate.copy_(w.rate)
-        torch.mul(w.wc, w.q, out=w.cq)  # [ŵ_D c τ², ŵ_R σ²]
-        torch.mul(w.a, w_err, out=w.aw)
+        _into(w.cq, torch.mul, w.wc, w.q)  # [ŵ_D c τ², ŵ_R σ²]
+        _into(w.aw, torch.mul, w.a, w_err)
         w_err_sum = w_err.sum() if isinstance(w_err, torch.Tensor) else w_err * count
     torch.mul(w.cq, w.d_GK, out=w.y)  # [ŵ_D c τ² dG, ŵ_R σ² dK]
     torch.addcmul(w.y, w.aw, w.r_rows, out=w.numerator)
@@ -522,18 +528,17 @@ def objective_parts(
     torch.clamp(w.gate, min=floor, out=w.floored)
     torch.addcmul(constants.tiny, w.gate, w.floored, out=w.denominator)
     torch.mul(w.e_gates, w.numerator, out=w.numerator)
-    torch.div(w.numerator, w.denominator, out=w.t)  # −2/Ω ∂/∂x of the decoder's and encoder's gates
+    _into(w.t, torch.div, w.numerator, w.denominator)  # −2/Ω ∂/∂x of the gates x_D, x_E
     # z = ŵ_D c τ² dG + ŵ_R c: 2/Ω ∂/∂log c is z − ŵ_R, the difference taken in the sums
-    torch.addcmul(w.y_d, w.rate, w.c, out=w.z)
+    _into(w.z, torch.addcmul, w.y_d, w.rate, w.c)
     torch.le(w.x_c, 0, out=w.shut_hinge)  # the hinge's derivative: 1 where x_C ≤ 0
-    torch.where(w.shut_hinge, w.z_rate, constants.zero, out=w.z_masked)
+    _into(w.z_masked, torch.where, w.shut_hinge, w.z_rate, constants.zero)
     torch.mm(constants.reduce, w.F_rows, out=w.sums)  # (9, k), see _SUMS
 
     torch.mm(w.aw_rows_t, w.a_rows, out=w.A)  # Σ_b ŵ_D a aᵀ
     # [[2∂K, ∂N], [2∂G, ∂N]] = Ω [A, 0] ⊙ [G, K] + diag([[2 gK_diag, gN], [2 gG_diag, gN]])
-    torch.addcmul(
-        torch.diag_embed(w.diag_sums), w.A_zero, w.GK, value=constants.omega, out=w.T_blocks
-    )
+    diagonals = torch.diag_embed(w.diag_sums)
+    _into(w.T_blocks, torch.addcmul, diagonals, w.A_zero, w.GK, value=constants.omega)
     torch.mm(w.dK_dN, w.E1_D2t, out=w.Y)  # 2∂K E₁ + ∂N D₂ᵀ
     grad_W = products.back(w.Y, out=w.grad_W)  # Y S Pᵀ
     # ∂D₂ = D₂ 2∂G + (E₁S)ᵀ∂N (2∂G symmetric); the result contiguous, as V: fused Adam needs it
@@ -551,6 +556,14 @@ def objective_parts(
     parts = Parts(w.diag_grads, w.d_GK, w.d_N, w.A, w.M, w.gN, constants.omega, rate_weight,
                   w.c_beta, w.u, err_total, S, grad_b, b_factor)  # fmt: skip
     return grads, parts
+
+
+def _into(out, op, *args, **kwargs):
+    """``op(*args, **kwargs, out=out)`` for an ``out`` that is not contiguous, which Dynamo
+    refuses: while it traces (``compile``), ``out.copy_(op(*args, **kwargs))``."""
+    if torch.compiler.is_compiling():
+        return out.copy_(op(*args, **kwargs))
+    return op(*args, **kwargs, out=out)
 
 
 def compiled_objective(mode: str, device: torch.device, *, backend: str = "inductor"):
@@ -772,8 +785,9 @@ class FusedStep:
 
 class DeferredLoss:
     """A step's objective, formed from its :class:`Parts` when read: ``float(loss)`` or
-    ``loss.value()`` (a scalar tensor). The parts are the step's own tensors, which the
-    optimiser's update leaves as they were."""
+    ``loss.value()`` (a scalar tensor), before the next step. The parts are the step's
+    :class:`Workspace`, which the optimiser's update leaves as it was and the next step
+    overwrites (the recipe reads a step's loss right after it)."""
 
     __slots__ = ("parts",)
 

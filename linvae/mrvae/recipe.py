@@ -189,10 +189,10 @@ class RecipeConfig:
         operations left are the matrix products), or replayed as CUDA graphs (``"graph"``).
     step : {"fused", "autograd"}, default "fused"
         How a :class:`LatentMRVAE`'s Adam step is computed: "fused", the loss's gradient in
-        closed form, fused Adam, β drawn in chunks (:mod:`linvae.mrvae._step`: 58 aten
-        operations a step eagerly, 17 compiled, against 368); "autograd", the loss
-        through autograd and a per-tensor Adam. Same values to round-off. Other models
-        (the β-VAE, :class:`LinearMRVAE`) always take "autograd".
+        closed form, fused Adam, β drawn in chunks (:mod:`linvae.mrvae._step`: 36 aten
+        operations a step eagerly, 40 with float32 products, 17 compiled, against 368);
+        "autograd", the loss through autograd and a per-tensor Adam. Same values to
+        round-off. Other models (the β-VAE, :class:`LinearMRVAE`) always take "autograd".
     blas : {"auto", "numpy", "torch"}, default "auto"
         Who forms the fused step's three (k, d) × (d, d) products, nearly all of its
         arithmetic at d ≥ 1000 (:func:`linvae.mrvae._step.step_products`): numpy's BLAS
