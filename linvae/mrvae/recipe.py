@@ -190,7 +190,7 @@ class RecipeConfig:
     step : {"fused", "autograd"}, default "fused"
         How a :class:`LatentMRVAE`'s Adam step is computed: "fused", the loss's gradient in
         closed form, fused Adam, β drawn in chunks (:mod:`linvae.mrvae._step`: 36 aten
-        operations a step eagerly, 40 with float32 products, 17 compiled, against 368);
+        operations a step eagerly, 40 with float32 products, 13 compiled, against 368);
         "autograd", the loss through autograd and a per-tensor Adam. Same values to
         round-off. Other models (the β-VAE, :class:`LinearMRVAE`) always take "autograd".
     blas : {"auto", "numpy", "torch"}, default "auto"
