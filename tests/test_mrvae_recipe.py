@@ -224,14 +224,19 @@ def test_the_polish_keeps_gates_open_between_its_runs_and_shuts_worthless_latent
     model = LatentMRVAE(6, 4, beta_range=(lo, hi), seed=0)
     config = RecipeConfig(steps=30, polish_iterations=200, polish_rounds=4)
     opened = []
-    original = LatentMRVAE.keep_open
+    original = LatentMRVAE.open_projection  # keep_open's, and Adam's formed once
 
     def counted(self, log_beta_min):
-        opened.append(log_beta_min)
-        return original(self, log_beta_min)
+        project = original(self, log_beta_min)
+
+        def counted_project():
+            opened.append(log_beta_min)
+            project()
+
+        return counted_project
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(LatentMRVAE, "keep_open", counted)
+        patch.setattr(LatentMRVAE, "open_projection", counted)
         train_recipe(model, X, config)
     assert len(opened) == config.steps + config.polish_rounds - 1
     floor = math.log(lo) + config.min_open * (math.log(hi) - math.log(lo))

@@ -33,6 +33,7 @@ Choices the appendix leaves open, made here:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -461,21 +462,35 @@ class LatentMRVAE(LinearMRVAE):
 
         A gate σ_D(η − η₀) is shut, with zero gradient, for η ≥ η₀; one shut on the whole
         range leaves its latent dead for good. Clamping the thresholds to η₀ ≥
-        ``log_beta_min`` (a projection after each step) rules that out. Two operations for
-        both gates (the bounds ``input_center − log_beta_min`` as tensors: no read back from
-        the device in the training loop); a threshold the two gates share is clamped once,
-        at the lower bound.
+        ``log_beta_min`` (a projection after each step) rules that out; a threshold the
+        two gates share is clamped once, at the lower bound (:meth:`open_projection`).
         """
+        self.open_projection(log_beta_min)()
+
+    def open_projection(self, log_beta_min: float) -> Callable[[], None]:
+        """:meth:`keep_open` at ``log_beta_min`` as a function of no argument, for a
+        projection after every step: its bounds ``input_center − log_beta_min`` are formed
+        here, as tensors (no read back from the device), so that a call is one operation
+        for both gates. It clamps the gates' thresholds as they are now, tied or not: form
+        it again after they are tied or replaced."""
         encoder, decoder = self.encoder2_gate, self.decoder1_gate
         with torch.no_grad():
             if encoder.bias is decoder.bias:  # tied (the recipe's share_thresholds_from)
                 bound = torch.minimum(encoder.input_center, decoder.input_center) - log_beta_min
-                encoder.bias.clamp_(max=bound)
-            else:
-                bounds = torch._foreach_sub(
-                    [encoder.input_center, decoder.input_center], log_beta_min
-                )
-                torch._foreach_clamp_max_([encoder.bias, decoder.bias], bounds)
+
+                def project() -> None:
+                    with torch.no_grad():
+                        encoder.bias.clamp_(max=bound)
+
+                return project
+            biases = [encoder.bias, decoder.bias]
+            bounds = torch._foreach_sub([encoder.input_center, decoder.input_center], log_beta_min)
+
+        def project_both() -> None:
+            with torch.no_grad():
+                torch._foreach_clamp_max_(biases, bounds)
+
+        return project_both
 
     def shut_latents(self, log_beta_min: float) -> torch.Tensor:
         """Which latents are dead above ``log_beta_min``: a bool tensor ``(k,)``, True where

@@ -189,10 +189,10 @@ class RecipeConfig:
         operations left are the matrix products), or replayed as CUDA graphs (``"graph"``).
     step : {"fused", "autograd"}, default "fused"
         How a :class:`LatentMRVAE`'s Adam step is computed: "fused", the loss's gradient in
-        closed form, fused Adam, β drawn in chunks (:mod:`linvae.mrvae._step`: 58 aten
-        operations a step eagerly, 17 compiled, against 368); "autograd", the loss
-        through autograd and a per-tensor Adam. Same values to round-off. Other models
-        (the β-VAE, :class:`LinearMRVAE`) always take "autograd".
+        closed form, fused Adam, β drawn in chunks (:mod:`linvae.mrvae._step`: 36 aten
+        operations a step eagerly, 40 with float32 products, 13 compiled, against 368);
+        "autograd", the loss through autograd and a per-tensor Adam. Same values to
+        round-off. Other models (the β-VAE, :class:`LinearMRVAE`) always take "autograd".
     blas : {"auto", "numpy", "torch"}, default "auto"
         Who forms the fused step's three (k, d) × (d, d) products, nearly all of its
         arithmetic at d ≥ 1000 (:func:`linvae.mrvae._step.step_products`): numpy's BLAS
@@ -556,17 +556,22 @@ def train_recipe(
             return log_betas(stratified(count, generator))
 
     keep_open = isinstance(model, LatentMRVAE) and beta is None and config.min_open > 0
+    open_floor = log_lo + config.min_open * (log_hi - log_lo)
+    # one operation a step (LatentMRVAE.open_projection), formed again when the tie is made
+    project_open = model.open_projection(open_floor) if keep_open else None
     guard = Guard(model, extra=trained)
     done = 0
 
     def after_step():  # the projection after each Adam step, and the thresholds' tie
-        nonlocal done, shared
+        nonlocal done, shared, project_open
         done += 1
         if done == share_at:
             _share_thresholds(model)
             shared = True
-        if keep_open:  # two or three operations (LatentMRVAE.keep_open)
-            model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
+            if keep_open:
+                project_open = model.open_projection(open_floor)
+        if keep_open:
+            project_open()
 
     start = time.perf_counter()
     try:
@@ -621,7 +626,7 @@ def train_recipe(
                         )
                         if polish_factors is not None:
                             _drop_unexcited(W, polish_factors)
-                    model.keep_open(log_lo + config.min_open * (log_hi - log_lo))
+                    model.keep_open(open_floor)
         polish_seconds = time.perf_counter() - polish_start
         write_model()
     finally:
