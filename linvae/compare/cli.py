@@ -61,7 +61,11 @@ _FLAGS = {
     "batch_size": ({"type": positive_int}, "examples (sampled) or β (exact) per step"),
     "lr": ({"type": positive_float}, "peak Adam learning rate"),
     "train_range": ({"type": _pair_or_auto}, "the MR-VAE's β range: LO:HI, or auto"),
-    "polish": ({"type": count}, "linvae recipe, exact objective: L-BFGS iterations"),
+    "polish": (
+        {"type": count},
+        "linvae recipe, exact objective: L-BFGS iterations (default: by the model's size, "
+        "1500 from d·d·k ≈ 2.7e5 on, up to 15000 below)",
+    ),
     "objective": ({"choices": OBJECTIVES}, "training objective (sampled: mini-batches)"),
     "beta_sampling": ({"choices": BETA_SAMPLINGS}, "paper recipe: log β drawn per ..."),
     "gate_input": ({"choices": GATE_INPUTS}, "paper recipe: what the gates see"),

@@ -42,7 +42,7 @@ RECIPE_DEFAULTS = {
         "lr": 0.1,
         "batch_size": 16,
         "train_range": "auto",
-        "polish": 1500,
+        "polish": None,  # the recipe's budget of the model's size (polish_budget)
         "objective": "exact",
         "beta_sampling": "stratified",
         "gate_input": "log_beta",
@@ -135,7 +135,9 @@ class CompareConfig:
     train_range : (float, float), "auto" or None
         The MR-VAE's training range of β; "auto": the grid's, its bottom halved.
     polish : int or None
-        ``recipe="linvae"``, exact objective: L-BFGS iterations after Adam.
+        ``recipe="linvae"``, exact objective: L-BFGS iterations after Adam; None: the
+        recipe's budget of the model's size (:func:`linvae.mrvae.recipe.polish_budget`:
+        1500 for d = 784 and 3025, about 3000 on digits, 15000 at d ≈ 30).
     objective, beta_sampling, gate_input, encoder_gate, decoder_gate, covariance_gate,
     hidden, gate_thresholds
         ``recipe="paper"``: the training objective, how log β is drawn, what the gates

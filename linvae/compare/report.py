@@ -75,6 +75,8 @@ def _trained(result) -> dict:
         "polish_seconds": result.polish_seconds,
         "polish_evaluations": result.polish_evaluations,
         "revived_latents": result.revived_latents,
+        "polish_iterations": result.polish_iterations,
+        "polish_form": result.polish_form,
         "final_train_loss": _finite_or_none(result.final_loss),
         "interrupted": result.interrupted,
     }
@@ -335,10 +337,13 @@ def _fmt(value, digits=4):
     return "—" if value is None else f"{value:.{digits}g}"
 
 
-def _polish_words(train: dict) -> str:
-    """The L-BFGS polish as the report's settings have it (older reports lack the newer
-    settings and say only the iterations)."""
-    words = f"{train['polish_iterations']} L-BFGS iterations"
+def _polish_words(train: dict, trained: dict) -> str:
+    """The L-BFGS polish as the report's settings and the MR-VAE's training have it (older
+    reports lack the newer settings and say only the iterations)."""
+    iterations = train["polish_iterations"]
+    if iterations is None:  # the recipe's budget, as the training resolved it
+        iterations = trained.get("polish_iterations", "the model size's")
+    words = f"{iterations} L-BFGS iterations"
     rounds = train.get("polish_rounds", 1)
     if rounds > 1:
         words += f" in {rounds} runs (the gates kept open between them)"
@@ -348,6 +353,9 @@ def _polish_words(train: dict) -> str:
         words += f" on {unit.get(weight, weight)}"
     if train.get("precondition_polish"):
         words += ", preconditioned per latent"
+    if trained.get("polish_form") == "residual":
+        words += ", the squared error as sums of squares (a spectrum too wide for the trace's"
+        words += " round-off)"
     if train.get("revive") and rounds > 1:
         words += ", each latent a run shut re-pointed at the residual's leading directions"
     return words
@@ -387,7 +395,7 @@ def _training_line(report: dict) -> str:
             f"scale (scale-covariant: data aX train the model of X scaled), Adam lr "
             f"{_fmt(train['lr'])} in those units over "
             f"{train['steps']} steps ({train['warmup_fraction']:.0%} warm-up, cosine decay"
-            f"{products}), then {_polish_words(train)}; the β-VAEs alike, each at its β, without gates. "
+            f"{products}), then {_polish_words(train, report['mrvae'])}; the β-VAEs alike, each at its β, without gates. "
             "Training reads the data's mean and covariance and the β range, never the "
             "analytic optimum."
         )

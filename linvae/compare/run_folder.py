@@ -116,6 +116,8 @@ REPORT_SCHEMA = {
         "polish_seconds?": "number",
         "polish_evaluations?": "count",
         "revived_latents?": "count",
+        "polish_iterations?": "count",
+        "polish_form?": _Null("str"),
         "final_train_loss?": _Null("number"),
         "interrupted?": "bool",
         "config": {"class": "str", "d": "size", "k": "size"},
@@ -467,6 +469,8 @@ def _result(entry: dict, interrupted=False) -> TrainResult:
         polish_seconds=entry.get("polish_seconds", 0.0),
         polish_evaluations=entry.get("polish_evaluations", 0),
         revived_latents=entry.get("revived_latents", 0),
+        polish_iterations=entry.get("polish_iterations", 0),
+        polish_form=entry.get("polish_form"),
     )  # fmt: skip
 
 

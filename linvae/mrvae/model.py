@@ -457,15 +457,24 @@ class LatentMRVAE(LinearMRVAE):
             "threshold_power": self.threshold_power,
         }
 
-    def keep_open(self, log_beta_min: float) -> None:
+    def keep_open(self, log_beta_min: float, latents: torch.Tensor | None = None) -> None:
         """Keep every σ_D gate open (with a gradient) below ``log_beta_min``.
 
         A gate σ_D(η − η₀) is shut, with zero gradient, for η ≥ η₀; one shut on the whole
         range leaves its latent dead for good. Clamping the thresholds to η₀ ≥
         ``log_beta_min`` (a projection after each step) rules that out; a threshold the
         two gates share is clamped once, at the lower bound (:meth:`open_projection`).
+        ``latents``: a bool mask (k,), only those kept open (default all).
         """
-        self.open_projection(log_beta_min)()
+        if latents is None:
+            self.open_projection(log_beta_min)()
+            return
+        encoder, decoder = self.encoder2_gate, self.decoder1_gate
+        with torch.no_grad():
+            before = [encoder.bias.clone(), decoder.bias.clone()]
+            self.open_projection(log_beta_min)()
+            for gate, old in zip((encoder, decoder), before, strict=True):
+                gate.bias.copy_(torch.where(latents, gate.bias, old))
 
     def open_projection(self, log_beta_min: float) -> Callable[[], None]:
         """:meth:`keep_open` at ``log_beta_min`` as a function of no argument, for a

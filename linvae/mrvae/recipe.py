@@ -77,6 +77,38 @@ from .train import _Guard as Guard
 #: How the loss at each β is weighted in the recipe's objective (:class:`RecipeConfig`).
 BETA_WEIGHTS = ("inverse", "flat", "both")
 
+#: How the polish forms the squared error (``RecipeConfig.polish_form``).
+POLISH_FORMS = ("auto", "trace", "residual")
+
+#: :func:`polish_budget`: the polish's iterations, ``POLISH_ARITHMETIC/(k·d²)`` within
+#: ``POLISH_ITERATIONS``.
+POLISH_ARITHMETIC = 4e8
+POLISH_ITERATIONS = (1500, 15000)
+
+#: :func:`polish_form_for`: the residual form from this ratio ``tr S/lo`` (the trace form's
+#: relative round-off in the Lagrangian's unit, over ε), at most this many multiply-adds.
+RESIDUAL_FROM_RATIO = 1e6
+RESIDUAL_MAX_COST = 2e7
+
+
+def polish_budget(d: int, k: int) -> int:
+    """The polish's L-BFGS iterations when ``RecipeConfig.polish_iterations`` is None:
+    ``4e8/(k·d²)`` rounded, within [1500, 15000] (see there)."""
+    low, high = POLISH_ITERATIONS
+    return int(min(high, max(low, round(POLISH_ARITHMETIC / (k * d * d)))))
+
+
+def polish_form_for(form: str, model, trace: float, lo: float, nodes: int) -> str:
+    """``RecipeConfig.polish_form`` resolved for ``model``, data of ``tr S = trace`` and the
+    range's bottom ``lo`` (see there): "trace" or "residual"."""
+    if form != "auto":
+        return form
+    latent = isinstance(model, LatentMRVAE)
+    cost = nodes * model.d * model.d * model.k
+    if latent and trace / lo >= RESIDUAL_FROM_RATIO and cost <= RESIDUAL_MAX_COST:
+        return "residual"
+    return "trace"
+
 
 @dataclass(frozen=True)
 class RecipeConfig:
@@ -121,14 +153,29 @@ class RecipeConfig:
         (the Lagrangian in nats of rate, the unit of excess/β); "flat", as ``L(β)/scale²``
         (the loss in the data's unit); "both", their sum. All are free of the data's scale;
         the floor being 0, all have the same optimum.
-    polish_iterations : int, default 1500
-        L-BFGS iterations after Adam (0: none). 1500 for d = 3025, k = 64: there the last
-        excess is rotations within close eigenpairs, which the polish resolves slowly
-        (max excess/β 0.017 after 1000 iterations, 0.0078 after 1250, 0.0047 after 1500,
-        0.0026 after 2000; one seed, docs/results.md). With ``step="fused"`` each
-        evaluation is the fused step's closed form (three (k, d) × (d, d) products;
-        autograd's loss and backward form six): at d = 3025, k = 64, one thread, 0.24 s an
-        evaluation in a training run, 0.43 s through autograd in an earlier one.
+    polish_iterations : int or None, default None
+        L-BFGS iterations after Adam (0: none). None: :func:`polish_budget` of the model's
+        size, ``4e8/(k·d²)`` between 1500 and 15000, a fixed budget of the polish's
+        arithmetic: 1500 from k·d² ≈ 2.7e5 on (d = 3025, k = 64: there the last excess is
+        rotations within close eigenpairs, which the polish resolves slowly: max excess/β
+        0.017 after 1000 iterations, 0.0047 after 1500, 0.0026 after 2000; one seed,
+        docs/results.md), about 3000 on digits (k = 32, d = 64; seed 2: 1.4e-6 nats after
+        1500, 2e-9 after 3000) and 15000 below k·d² ≈ 2.7e4, where an iteration costs a
+        few milliseconds (breast cancer, k = d = 30: 7.7 excess/β after 1500, 0.002 after
+        15000). With ``step="fused"`` each evaluation is the fused step's closed form (three
+        (k, d) × (d, d) products; autograd's loss and backward form six): at d = 3025,
+        k = 64, one thread, 0.24 s an evaluation in a training run.
+    polish_form : {"auto", "trace", "residual"}, default "auto"
+        How the polish forms E‖x − x̂‖² at each β: "trace", ``tr S − 2 tr(D E S) +
+        tr(DᵀD E S Eᵀ) + …`` (eqs. 16–18, the fused step's closed form): terms of size
+        tr S cancel down to the distortion, keeping round-off ε·tr S, which in the
+        Lagrangian's unit is ε·tr S/β (2e-6 at the bottom of breast cancer's grid, where
+        the polish's steps are smaller: it stops there); "residual", the sums of squares
+        ``‖(I − D E) F‖² + Σ c_j‖D_j‖²`` with ``F Fᵀ = S`` (``F`` from the QR factor of
+        the centred data) through autograd, round-off relative to the distortion itself,
+        at ``polish_nodes·d²·k`` multiply-adds an evaluation; "auto": "residual" for a
+        :class:`LatentMRVAE` where ``tr S/lo ≥ 1e6`` and that cost is at most 2e7, else
+        "trace" (:func:`polish_form_for`).
     polish_nodes : int, default 64
         The polish's fixed quadrature: the midpoints of as many strata of u, same density.
     polish_weight : {"both", "inverse", "flat"}, default "both"
@@ -221,7 +268,8 @@ class RecipeConfig:
     polish_ridge: float = 0.0
     resume: bool = False
     beta_weight: str = "flat"
-    polish_iterations: int = 1500
+    polish_iterations: int | None = None
+    polish_form: str = "auto"
     polish_nodes: int = 64
     polish_weight: str = "both"
     polish_rounds: int = 4
@@ -246,7 +294,10 @@ class RecipeConfig:
             "encoder_init": as_choice(self.encoder_init, "encoder_init", ("data", "model")),
             "beta_weight": as_choice(self.beta_weight, "beta_weight", BETA_WEIGHTS),
             "polish_weight": as_choice(self.polish_weight, "polish_weight", BETA_WEIGHTS),
-            "polish_iterations": as_int(self.polish_iterations, "polish_iterations", minimum=0),
+            "polish_iterations": as_int(
+                self.polish_iterations, "polish_iterations", minimum=0, optional=True
+            ),
+            "polish_form": as_choice(self.polish_form, "polish_form", POLISH_FORMS),
             "polish_nodes": as_int(self.polish_nodes, "polish_nodes", minimum=1),
             "polish_rounds": as_int(self.polish_rounds, "polish_rounds", minimum=1),
             "polish_ridge": as_real(self.polish_ridge, "polish_ridge"),
@@ -276,6 +327,31 @@ class RecipeConfig:
     def to_dict(self) -> dict:
         """The settings as JSON builtins."""
         return asdict(self)
+
+
+def data_factor(X, mean, dtype=torch.float64, device=None) -> torch.Tensor:
+    """``F`` of shape (d, min(n, d)) with ``F Fᵀ = S``, the data's covariance (maximum
+    likelihood): ``Rᵀ/√n`` of the QR factorisation ``X − m = Q R``, formed from the data
+    without squaring them (no eigenvectors)."""
+    centred = torch.as_tensor(np.asarray(X, dtype=np.float64) - mean, dtype=dtype)
+    R = torch.linalg.qr(centred, mode="r").R
+    return (R.T / math.sqrt(centred.shape[0])).to(device)
+
+
+def residual_terms(model, log_beta, F, A, decoder2, gap):
+    """Rate and squared error (B,) of a :class:`LatentMRVAE` at η = ``log_beta`` (B,), the
+    squared error as sums of squares (eqs. 16–18 with ``S = F Fᵀ``):
+    ``‖F − D₂ diag(στ) A‖² + Σ_j c_j τ_j² ‖D₂ e_j‖² + gap``, ``A = E₁ F`` (k, r), ``F``
+    (d, r), ``decoder2`` (d, k), ``gap = ‖m − b‖²``; rate ``½ Σ_j (c_j − 1 − log c_j +
+    σ_j² ‖A_j‖²)``. Its round-off is relative to each term, where the trace form's is
+    ε·tr S (``RecipeConfig.polish_form``); its cost B·d·r·k."""
+    gates = model.gates(log_beta)
+    sigma, tau, log_c = gates.encoder2, gates.decoder1, gates.log_variance  # (B, k)
+    c = torch.exp(log_c)
+    residual = F - (decoder2 * (sigma * tau).unsqueeze(1)) @ A  # (B, d, r)
+    squared_error = residual.square().sum((1, 2)) + (c * tau.square()) @ decoder2.square().sum(0)
+    rate = 0.5 * (c - 1.0 - log_c + sigma.square() * A.square().sum(1)).sum(1)
+    return rate, squared_error + gap
 
 
 def weighted_loss(rate, squared_error, log_beta, scale, weight):
@@ -580,8 +656,13 @@ def train_recipe(
         )  # fmt: skip
         polish_start = time.perf_counter()
         evaluations, final, interrupted = 0, result.final_loss, result.interrupted
-        revived = 0
-        if config.polish_iterations > 0 and not interrupted and result.diverged_at is None:
+        revived, form = 0, None
+        iterations = (
+            polish_budget(model.d, model.k)
+            if config.polish_iterations is None
+            else config.polish_iterations
+        )
+        if iterations > 0 and not interrupted and result.diverged_at is None:
             u = (
                 midpoints(config.polish_nodes)
                 if beta is None
@@ -601,13 +682,32 @@ def train_recipe(
                     return step_loss.exact(nodes, config.polish_weight, row_scale)
             else:
                 evaluate = with_backward(lambda: loss_at(nodes, config.polish_weight))
+            form = polish_form_for(
+                config.polish_form, model, float(torch.trace(cov)), lo, len(nodes)
+            )
+            if form == "residual":
+                whitening = polish_factors if polish_factors is not None else factors
+                F = data_factor(X, stats.mean, dtype, device)
+                if config.whiten:  # P F = L⁻¹ F, solved: the product P @ F keeps |P| |F|
+                    PF = torch.linalg.solve_triangular(whitening.L, F, upper=False)
+                else:
+                    PF = P @ F
+
+                def residual_loss():
+                    rate, squared_error = residual_terms(
+                        model, nodes, F, (W / row_scale) @ PF, decoder2(),
+                        scale**2 * b_free.square().sum(),
+                    )  # fmt: skip
+                    return weighted_loss(rate, squared_error, nodes, scale, config.polish_weight)
+
+                evaluate = with_backward(residual_loss)
 
             if config.precondition_polish:
                 with torch.no_grad():  # h_j = (‖D₂ e_j‖² + lo)/scale², the model unchanged
                     root_h = ((decoder2().square().sum(0) + lo) / scale**2).sqrt()
                     W.mul_(root_h.unsqueeze(1))
                     row_scale.copy_(root_h.unsqueeze(1))
-            per_round = -(-config.polish_iterations // config.polish_rounds)
+            per_round = -(-iterations // config.polish_rounds)
             for round_ in range(1, config.polish_rounds + 1):
                 if config.precondition_polish:
                     count, final, interrupted = _preconditioned_polish(
@@ -619,14 +719,18 @@ def train_recipe(
                 if interrupted:
                     break
                 if keep_open and round_ < config.polish_rounds:  # opens for the next run
-                    if config.revive:
+                    reopen = None  # all
+                    if config.revive:  # only the revived: the others are alive, or left shut
                         write_model()
-                        revived += _revive(
+                        back = _revive(
                             model, W, V, row_scale, P, decoder_free, cov, log_lo, generator
                         )
-                        if polish_factors is not None:
-                            _drop_unexcited(W, polish_factors)
-                    model.keep_open(open_floor)
+                        revived += int(back.numel())
+                        reopen = torch.zeros(model.k, dtype=torch.bool, device=device)
+                        reopen[back] = True
+                        if polish_factors is not None and back.numel():
+                            _drop_unexcited(W, polish_factors, back)
+                    model.keep_open(open_floor, reopen)
         polish_seconds = time.perf_counter() - polish_start
         write_model()
     finally:
@@ -641,30 +745,37 @@ def train_recipe(
         polish_seconds=polish_seconds,
         polish_evaluations=evaluations,
         revived_latents=revived,
+        polish_iterations=iterations if evaluations else 0,
+        polish_form=form if evaluations else None,
     )
 
 
 @torch.no_grad()
-def _revive(model, W, V, row_scale, P, decoder_free, cov, log_lo, generator) -> int:
+def _revive(model, W, V, row_scale, P, decoder_free, cov, log_lo, generator) -> torch.Tensor:
     """Re-point the latents the last polish run shut on the whole range (see
     ``RecipeConfig.revive``) at the residual's leading directions of variance μ > lo, as
-    one latent's optimum along each: ``E₁`` row ``uᵀ/√μ``, ``D₂`` column ``√μ u``, written
-    into the trained ``W`` (``E₁ = diag(1/row_scale) W P``) and ``V``. The model holds the
-    current weights. Returns how many were revived."""
+    one latent's optimum on the residual ``(I − D E) x`` along each: ``E₁`` row
+    ``uᵀ(I − D E)/√μ``, ``D₂`` column ``√μ u`` (E, D at lo), written into the trained ``W``
+    (``E₁ = diag(1/row_scale) W P``) and ``V``. The model holds the current weights.
+    Returns the indices of those revived."""
     dead = torch.nonzero(model.shut_latents(log_lo)).flatten()
     if dead.numel() == 0:
-        return 0
+        return dead
     log_beta = torch.tensor([log_lo], dtype=model.dtype, device=cov.device)
     E, _, D, _, _ = (t[0] for t in model.matrices(log_beta))
     U, mu = residual_directions(E, D, cov, dead.numel(), generator=generator)
     chosen = mu > math.exp(log_lo)
     dead, U, mu = dead[: int(chosen.sum())], U[:, chosen], mu[chosen]
     if dead.numel() == 0:
-        return 0
-    rows = U.T / mu.sqrt().unsqueeze(1)  # E₁ rows (m, d); W = row_scale·E₁ P⁻¹
+        return dead
+    # E₁ rows (m, d): uᵀ(I − D E)/√μ encodes what the others leave of x along u, so that
+    # the latent takes μ off the residual (uᵀ/√μ would add x's whole u-part a second
+    # time where the others explain part of it: breast cancer, k = 30, the objective
+    # rose 700-fold); W = row_scale·E₁ P⁻¹
+    rows = (U.T - (U.T @ D) @ E) / mu.sqrt().unsqueeze(1)
     W[dead] = row_scale[dead] * torch.linalg.solve_triangular(P.T, rows.T, upper=True).T
     V[:, dead] = decoder_free(U * mu.sqrt())
-    return int(dead.numel())
+    return dead
 
 
 @torch.no_grad()
@@ -682,7 +793,7 @@ def _rewhiten(
 
 
 @torch.no_grad()
-def _drop_unexcited(W: torch.Tensor, factors: DataFactors) -> None:
+def _drop_unexcited(W: torch.Tensor, factors: DataFactors, rows=None) -> None:
     """Take out of the encoder, in place, what it holds along directions the data do not
     excite: ``E₁ ← E₁ S (S + r·I)⁻¹`` (r = ``factors.ridge``, round-off's at the polish),
     i.e. ``W ← W − r (W P) Pᵀ`` for ``E₁ = diag(1/row_scale) W P``; directions of variance
@@ -690,8 +801,12 @@ def _drop_unexcited(W: torch.Tensor, factors: DataFactors) -> None:
     gradient and no cost, but Adam's per-coordinate steps in ``W`` put some there, up to
     ``1/√r`` in ``E₁``; against a spectrum's large eigenvalues it makes the objective's
     round-off exceed the polish's progress (9 decades, rank 4: a step of 1e-16 moved the
-    objective by 1 in 18 and the polish stopped at 12 excess/β; without it 0.003)."""
-    W.sub_(factors.ridge * (W @ factors.P) @ factors.P.T)
+    objective by 1 in 18 and the polish stopped at 12 excess/β; without it 0.003).
+    ``rows``: only these rows (default all)."""
+    if rows is None:
+        W.sub_(factors.ridge * (W @ factors.P) @ factors.P.T)
+    else:
+        W[rows] -= factors.ridge * (W[rows] @ factors.P) @ factors.P.T
 
 
 def _thresholds_agree(model: LatentMRVAE) -> bool:

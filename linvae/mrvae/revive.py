@@ -16,8 +16,8 @@ a leading direction of the model's residual covariance at the range's bottom,
 
 found by a few steps of block power iteration from a random start (each one a gradient
 step on the latents' directions with the others fixed), and started at the optimum of one
-latent alone along a unit direction u of residual variance μ = uᵀRu: ``E₁ u-row = uᵀ/√μ``,
-``D₂ column = √μ u`` (eqs. 21–23 with λ = μ). A direction whose μ is not above β_lo is worth
+latent alone on the residual ``(I − D E) x`` along a unit direction u of residual variance
+μ = uᵀRu: ``E₁`` row ``uᵀ(I − D E)/√μ``, ``D₂`` column ``√μ u`` (eqs. 21–23 with λ = μ). A direction whose μ is not above β_lo is worth
 no latent anywhere on the range, and none is revived along it: a latent beyond the data's
 rank stays shut.
 

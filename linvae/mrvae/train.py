@@ -138,6 +138,11 @@ class TrainResult:
         The polish's loss evaluations.
     revived_latents : int
         Latents the recipe re-pointed between polish runs (``RecipeConfig.revive``).
+    polish_iterations : int
+        The polish's L-BFGS iterations, as resolved (``RecipeConfig.polish_iterations``;
+        0 without a polish).
+    polish_form : str or None
+        How the polish formed the squared error (``RecipeConfig.polish_form``, resolved).
     """
 
     steps: int
@@ -148,6 +153,8 @@ class TrainResult:
     polish_seconds: float = 0.0
     polish_evaluations: int = 0
     revived_latents: int = 0
+    polish_iterations: int = 0
+    polish_form: str | None = None
 
 
 def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
