@@ -20,12 +20,17 @@ from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.data import load
 from linvae.mrvae._step import covariance_factors
 from linvae.mrvae.model import LatentMRVAE
+from linvae.mrvae.objectives import exact_loss
 from linvae.mrvae.recipe import (
     RIDGE_FLOOR,
     RecipeConfig,
     _drop_unexcited,
     _rewhiten,
+    data_factor,
     data_factors,
+    polish_budget,
+    polish_form_for,
+    residual_terms,
     train_recipe,
     training_range,
 )
@@ -134,3 +139,46 @@ def test_a_nine_decade_spectrum_of_rank_four_reaches_the_optimum_on_its_grid():
     round-off, 1 in 18, stopped the polish)."""
     X, _ = load("gaussian", n=400, eigvals=[1e6, 1e3, 1.0, 1e-3, 0.0, 0.0], seed=5)
     assert _max_excess_per_beta(X, 6, RecipeConfig()) <= 0.01
+
+
+def test_the_residual_form_is_the_trace_form_and_its_gradient():
+    """``residual_terms`` (sums of squares, S = F Fᵀ from the data's QR factor) against
+    ``exact_loss`` (the trace form, eqs. 14–18) on a well-conditioned spectrum, where both
+    are exact to round-off: the rate, the squared error and the gradient of their sum."""
+    X, _ = load("gaussian", n=300, eigvals=[3.0, 2.0, 1.0, 0.5, 0.25], seed=2)
+    stats = moments(X)
+    mean, cov = (torch.as_tensor(a) for a in (stats.mean, stats.cov))
+    F = data_factor(X, stats.mean)
+    np.testing.assert_allclose((F @ F.T).numpy(), stats.cov, atol=1e-13)
+    model = LatentMRVAE(5, 3, beta_range=(0.05, 5.0), seed=1)
+    model.set_input_mean(stats.mean)
+    eta = torch.linspace(math.log(0.05), math.log(5.0), 7, dtype=torch.float64)
+    params = [model.encoder1, model.decoder2, model.log_variance]
+    params += [g.bias for g in model.gate_modules()]
+    bias = model.bias.detach() + 0.1  # a decoder bias off the mean: the gap term
+    trace = exact_loss(model, eta, mean, cov, bias=bias)
+    trace_grads = torch.autograd.grad((trace.rate + trace.squared_error).sum(), params)
+    gap = (mean - bias).square().sum()
+    rate, squared_error = residual_terms(model, eta, F, model.encoder1 @ F, model.decoder2, gap)
+    residual_grads = torch.autograd.grad((rate + squared_error).sum(), params)
+    np.testing.assert_allclose(rate.detach(), trace.rate.detach(), rtol=1e-12)
+    np.testing.assert_allclose(squared_error.detach(), trace.squared_error.detach(), rtol=1e-12)
+    for want, have in zip(trace_grads, residual_grads, strict=True):
+        np.testing.assert_allclose(have, want, rtol=0, atol=1e-12 * float(want.abs().max()))
+
+
+def test_the_polish_budget_and_form_follow_the_models_size_and_the_spectrums_width():
+    assert polish_budget(3025, 64) == polish_budget(784, 32) == 1500
+    assert polish_budget(64, 32) == round(4e8 / (32 * 64 * 64))  # digits: 3052
+    assert polish_budget(30, 30) == 14815 and polish_budget(13, 13) == 15000
+    sizes = [(4, 4), (30, 30), (64, 32), (64, 64), (784, 32)]
+    budgets = [polish_budget(d, k) for d, k in sizes]
+    assert budgets == sorted(budgets, reverse=True)
+    cancer = LatentMRVAE(30, 30, beta_range=(4e-5, 1e6))
+    assert polish_form_for("auto", cancer, 4.5e5, 4e-5, 64) == "residual"
+    assert polish_form_for("auto", cancer, 4.5e5, 1.0, 64) == "trace"  # tr S/lo < 1e6
+    assert polish_form_for("trace", cancer, 4.5e5, 4e-5, 64) == "trace"
+    wide = LatentMRVAE(784, 32, beta_range=(1e-9, 1.0))  # the residual form too costly
+    assert polish_form_for("auto", wide, 1.0, 1e-9, 64) == "trace"
+    with pytest.raises(ValueError, match="polish_form"):
+        RecipeConfig(polish_form="sums")

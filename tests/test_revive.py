@@ -14,7 +14,7 @@ from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.data import load
 from linvae.mrvae.model import LatentMRVAE
-from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
+from linvae.mrvae.recipe import RecipeConfig, _revive, train_recipe, training_range
 from linvae.mrvae.revive import residual_directions
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -167,3 +167,52 @@ def test_a_latent_beyond_the_datas_rank_is_not_revived():
     loss = evaluate_model(model, stats.mean, stats.cov, grid)["loss"]
     excess = excess_loss(loss, rate_distortion(spec.eigvals, 4, grid).loss)
     assert (excess / grid).max() <= 0.01
+
+
+def test_a_revived_latent_takes_its_direction_off_the_residual():
+    """Where the live latents explain part of the residual's leading direction u, the
+    revived latent encodes what they leave, ``uᵀ(I − D E)/√μ``: the residual's trace falls
+    by μ (``uᵀ/√μ`` would encode x's whole u-part a second time and overshoot)."""
+    U, S = _covariance(np.array([4.0, 0.3, 0.2, 0.1]), seed=1)
+    u0 = U[:, 0]
+    log_lo = math.log(0.01)
+    model = LatentMRVAE(4, 2, beta_range=(0.01, 10.0))
+    with torch.no_grad():
+        for gate in model.gate_modules():  # latent 0 open far above lo (σ = τ = 1 there)
+            gate.bias.copy_(gate.input_center - torch.tensor([log_lo + 50.0, log_lo - 1.0]))
+        model.encoder1.copy_(torch.as_tensor(np.stack([0.25 * u0, U[:, 3]])))  # D E = ½u₀u₀ᵀ
+        model.decoder2.copy_(torch.as_tensor(np.stack([2.0 * u0, U[:, 1]], axis=1)))
+    assert model.shut_latents(log_lo).tolist() == [False, True]
+    W, V = model.encoder1.detach().clone(), model.decoder2.detach().clone()
+    eye = torch.eye(4, dtype=torch.float64)
+
+    def residual_trace(E1, D2):
+        R = eye - D2 @ E1
+        return float(torch.trace(R @ torch.as_tensor(S) @ R.T))
+
+    before = residual_trace(W[:1], V[:, :1])
+    revived = _revive(
+        model, W, V, torch.ones(2, 1, dtype=torch.float64), eye, lambda D2: D2,
+        torch.as_tensor(S), log_lo, torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    assert revived.tolist() == [1]
+    mu = float(V[:, 1].square().sum())  # D₂ column √μ u
+    assert residual_trace(W, V) == pytest.approx(before - mu, rel=1e-12)
+    # ½ of u₀'s √4 left: variance 1, against u₁'s 0.3 (ten power iterations)
+    assert mu == pytest.approx(1.0, rel=1e-6)
+    assert abs(float(V[:, 1] @ torch.as_tensor(u0))) / math.sqrt(mu) >= 1 - 1e-6
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_keep_open_with_a_mask_opens_only_those_latents(tied):
+    model = LatentMRVAE(5, 3, beta_range=(0.01, 10.0))
+    encoder, covariance, decoder = model.gate_modules()
+    with torch.no_grad():
+        encoder.bias.copy_(encoder.input_center + 3.0)  # η₀ = −3: shut above −3
+        decoder.bias.copy_(decoder.input_center + 3.0)
+    if tied:
+        covariance.bias = decoder.bias = encoder.bias
+    model.keep_open(-1.0, torch.tensor([True, False, True]))  # η₀ ≥ −1 for latents 0, 2
+    assert model.shut_latents(-2.0).tolist() == [False, True, False]
+    model.keep_open(-1.0)
+    assert not model.shut_latents(-2.0).any()

@@ -346,7 +346,9 @@ def _polish_words(train: dict, trained: dict) -> str:
     words = f"{iterations} L-BFGS iterations"
     rounds = train.get("polish_rounds", 1)
     if rounds > 1:
-        words += f" in {rounds} runs (the gates kept open between them)"
+        words += f" in {rounds} runs"
+        if not train.get("revive"):
+            words += " (the gates kept open between them)"
     weight = train.get("polish_weight")
     if weight is not None:
         unit = {"inverse": "R + D/β", "flat": "the loss", "both": "R + D/β plus the loss"}
@@ -357,7 +359,10 @@ def _polish_words(train: dict, trained: dict) -> str:
         words += ", the squared error as sums of squares (a spectrum too wide for the trace's"
         words += " round-off)"
     if train.get("revive") and rounds > 1:
-        words += ", each latent a run shut re-pointed at the residual's leading directions"
+        words += (
+            ", each latent a run shut re-pointed at the residual's leading directions and "
+            "opened between them"
+        )
     return words
 
 

@@ -29,16 +29,20 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
   ``E₁ = W₀ P·S(S + lo·I)⁻¹``: no encoder weight along directions the data do not excite.
 - **Optimiser**: Adam, warm-up then cosine decay; after each step the σ_D gates are kept
   open on the bottom 5 % of the range (a gate shut on the whole range has no gradient);
-  then L-BFGS (strong Wolfe, four runs, the gates kept open between them and each latent
-  a run shut re-pointed at the residual's leading directions, :mod:`.revive`) on a fixed
-  quadrature of the same density, the encoder whitened again with the smallest ridge
-  round-off allows (``polish_ridge``: below Adam's ridge the Lagrangian's curvature is
-  still S's), each latent's encoder row and thresholds scaled by the root of the row's curvature
-  (the diagonal of the encoder's K-FAC output factor, ``DᵀD + lo``, read from the model
-  after Adam).
+  then L-BFGS (strong Wolfe, four runs, each latent a run shut re-pointed at the
+  residual's leading directions between them and kept open, :mod:`.revive`) on a fixed
+  quadrature of the same density, ``4e8/(k·d²)`` iterations within [1500, 15000]
+  (:func:`polish_budget`), the encoder whitened again with the smallest ridge round-off
+  allows (``polish_ridge``: below Adam's ridge the Lagrangian's curvature is still S's)
+  and cleared of what Adam put along directions of no variance, each latent's encoder
+  row and thresholds scaled by the root of the row's curvature (the diagonal of the
+  encoder's K-FAC output factor, ``DᵀD + lo``, read from the model after Adam); the
+  squared error as sums of squares where the trace form's round-off, ε·tr S/β, would
+  stop its line searches (``polish_form``).
 
-Training reads the data's mean and covariance and the β range, nothing else: never the
-analytic optimum, its eigenvectors or eigenvalues. The range comes from the user's grid
+Training reads the data (its mean and covariance, and for the polish's sums of squares the
+QR factor of the centred data) and the β range, nothing else: never the analytic optimum,
+its eigenvectors or eigenvalues. The range comes from the user's grid
 (:func:`training_range`).
 """
 
@@ -160,9 +164,9 @@ class RecipeConfig:
         rotations within close eigenpairs, which the polish resolves slowly: max excess/β
         0.017 after 1000 iterations, 0.0047 after 1500, 0.0026 after 2000; one seed,
         docs/results.md), about 3000 on digits (k = 32, d = 64; seed 2: 1.4e-6 nats after
-        1500, 2e-9 after 3000) and 15000 below k·d² ≈ 2.7e4, where an iteration costs a
-        few milliseconds (breast cancer, k = d = 30: 7.7 excess/β after 1500, 0.002 after
-        15000). With ``step="fused"`` each evaluation is the fused step's closed form (three
+        1500, 2e-9 after 3000), 14815 at k = d = 30 and 15000 below, where an iteration
+        costs a few milliseconds (breast cancer, k = d = 30: 7.7 excess/β after 1500,
+        0.0016 after 14815). With ``step="fused"`` each evaluation is the fused step's closed form (three
         (k, d) × (d, d) products; autograd's loss and backward form six): at d = 3025,
         k = 64, one thread, 0.24 s an evaluation in a training run.
     polish_form : {"auto", "trace", "residual"}, default "auto"
