@@ -84,7 +84,7 @@ def test_run_writes_markdown_figures_and_weights(tiny_run):
     assert "max excess" in markdown and "digits" in markdown
     mrvae = json.loads((tiny_run / "report.json").read_text())["mrvae"]
     assert mrvae["polish_evaluations"] > 0 and 0 < mrvae["polish_seconds"] < mrvae["train_seconds"]
-    assert f"(12 steps + L-BFGS {mrvae['polish_seconds']:.1f} s)" in markdown
+    assert f"(12 steps + L-BFGS {mrvae['polish_seconds']:.1f} s" in markdown
     assert "reads the data's mean and covariance and the β range, never the analytic" in markdown
     for name in ("rate_distortion", "excess", "responses"):
         assert (tiny_run / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

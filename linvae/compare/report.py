@@ -77,6 +77,7 @@ def _trained(result) -> dict:
         "revived_latents": result.revived_latents,
         "polish_iterations": result.polish_iterations,
         "polish_form": result.polish_form,
+        "unmixed_pairs": result.unmixed_pairs,
         "final_train_loss": _finite_or_none(result.final_loss),
         "interrupted": result.interrupted,
     }
@@ -330,6 +331,9 @@ def _steps(entry: dict) -> str:
     revived = entry.get("revived_latents", 0)
     if revived:
         text += f", {revived} shut latent{'s' if revived > 1 else ''} revived"
+    unmixed = entry.get("unmixed_pairs", 0)
+    if unmixed:
+        text += f", {unmixed} pair{'s' if unmixed > 1 else ''} of latents unmixed"
     return text
 
 

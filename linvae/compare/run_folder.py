@@ -118,6 +118,7 @@ REPORT_SCHEMA = {
         "revived_latents?": "count",
         "polish_iterations?": "count",
         "polish_form?": _Null("str"),
+        "unmixed_pairs?": "count",
         "final_train_loss?": _Null("number"),
         "interrupted?": "bool",
         "config": {"class": "str", "d": "size", "k": "size"},
@@ -471,6 +472,7 @@ def _result(entry: dict, interrupted=False) -> TrainResult:
         revived_latents=entry.get("revived_latents", 0),
         polish_iterations=entry.get("polish_iterations", 0),
         polish_form=entry.get("polish_form"),
+        unmixed_pairs=entry.get("unmixed_pairs", 0),
     )  # fmt: skip
 
 

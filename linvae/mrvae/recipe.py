@@ -232,6 +232,13 @@ class RecipeConfig:
         have no latent (d = 3025, seed 1: 52 of 64 latents live without, 64 with;
         docs/results.md). A latent beyond the data's rank has no such direction and stays
         shut.
+    unmix : bool, default True
+        Between polish runs, each pair of live latents whose means correlate (at the
+        optimum none do) is turned by the rotation, in the latents' unit scale, that
+        lowers the polish's objective most over 72 angles (:func:`_unmix`, k × k
+        arithmetic an angle): L-BFGS does not leave a pair of latents rotated into each
+        other within a pair of close eigenvalues, a saddle (breast cancer with k = 20, two
+        latents 0.54/0.61 on λ = 54.6 and 39.8: 0.011 excess/β without, 9e-5 with).
     seed : int, default 0
         Seed of the β draws.
     compile : {"none", "compile", "graph"}, default "none"
@@ -281,6 +288,7 @@ class RecipeConfig:
     share_thresholds_from: float | None = 0.25
     precondition_polish: bool = True
     revive: bool = True
+    unmix: bool = True
     seed: int = 0
     compile: str = "none"
     step: str = "fused"
@@ -318,7 +326,7 @@ class RecipeConfig:
             ),
         }
         for name in (
-            "whiten", "whiten_decoder", "resume", "precondition_polish", "revive"
+            "whiten", "whiten_decoder", "resume", "precondition_polish", "revive", "unmix"
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -660,7 +668,7 @@ def train_recipe(
         )  # fmt: skip
         polish_start = time.perf_counter()
         evaluations, final, interrupted = 0, result.final_loss, result.interrupted
-        revived, form = 0, None
+        revived, form, unmixed = 0, None, 0
         iterations = (
             polish_budget(model.d, model.k)
             if config.polish_iterations is None
@@ -734,6 +742,11 @@ def train_recipe(
                         reopen[back] = True
                         if polish_factors is not None and back.numel():
                             _drop_unexcited(W, polish_factors, back)
+                    if config.unmix:
+                        unmixed += _unmix(
+                            model, W, V, row_scale, P, cov, nodes, config.polish_weight,
+                            scale, decoder2, decoder_free,
+                        )  # fmt: skip
                     model.keep_open(open_floor, reopen)
         polish_seconds = time.perf_counter() - polish_start
         write_model()
@@ -751,7 +764,73 @@ def train_recipe(
         revived_latents=revived,
         polish_iterations=iterations if evaluations else 0,
         polish_form=form if evaluations else None,
+        unmixed_pairs=unmixed,
     )
+
+
+@torch.no_grad()
+def _unmix(model, W, V, row_scale, P, cov, nodes, weight, scale, decoder2, decoder_free,
+           threshold=0.05, angles=72) -> int:  # fmt: skip
+    """Unmix pairs of latents the polish left rotated into each other: for each pair of
+    latents whose means correlate (|K_ij| > threshold·√(K_ii K_jj); at the optimum every
+    pair is uncorrelated), the rotation of the pair (in the latents' unit scale) that
+    lowers the polish's objective most over ``angles`` angles, at k × k cost an angle
+    (K = E₁SE₁ᵀ, N = E₁SD₂, G = D₂ᵀD₂ turn as A K Aᵀ, A N A⁻¹, A⁻ᵀ G A⁻¹). Returns how
+    many pairs were turned."""
+    E1 = (W / row_scale) @ P
+    D2 = decoder2()
+    E1S = E1 @ cov
+    K, N, G = E1S @ E1.T, E1S @ D2, D2.T @ D2
+    gates = model.gates(nodes)
+    sigma, tau, log_c = gates.encoder2, gates.decoder1, gates.log_variance
+    c = torch.exp(log_c)
+    a = sigma * tau
+    trace = torch.trace(cov)
+    rate0 = 0.5 * (c - 1.0 - log_c).sum(1)
+
+    def objective(K, N, G):
+        rate = rate0 + 0.5 * (sigma.square() * K.diagonal()).sum(1)
+        squared_error = (
+            trace - 2.0 * (a * N.diagonal()).sum(1) + ((a @ (K * G)) * a).sum(1)
+            + (c * tau.square() * G.diagonal()).sum(1)
+        )  # fmt: skip
+        return float(weighted_loss(rate, squared_error, nodes, scale, weight))
+
+    k = K.shape[0]
+    eye = torch.eye(k, dtype=K.dtype, device=K.device)
+    total = eye.clone()
+    best = objective(K, N, G)
+    turned = 0
+    thetas = torch.linspace(-math.pi / 2, math.pi / 2, angles + 1, dtype=K.dtype)[1:]
+    norms = K.diagonal().clamp(min=0).sqrt()
+    corr = K.abs() / (norms[:, None] * norms[None, :]).clamp(min=1e-300)
+    live = norms > 0
+    pairs = [
+        (int(i), int(j))
+        for i, j in torch.nonzero(torch.triu(corr > threshold, 1)).tolist()
+        if live[i] and live[j]
+    ]
+    for i, j in pairs:
+        norms = K.diagonal().clamp(min=1e-300).sqrt()
+        chosen = None
+        for theta in thetas.tolist():
+            R = eye.clone()
+            R[i, i] = R[j, j] = math.cos(theta)
+            R[i, j], R[j, i] = -math.sin(theta), math.sin(theta)
+            A = norms[:, None] * R / norms[None, :]
+            B = torch.linalg.inv(A)
+            value = objective(A @ K @ A.T, A @ N @ B, B.T @ G @ B)
+            if value < best - 1e-12 * abs(best):
+                best, chosen = value, A
+        if chosen is not None:
+            B = torch.linalg.inv(chosen)
+            K, N, G = chosen @ K @ chosen.T, chosen @ N @ B, B.T @ G @ B
+            total = chosen @ total
+            turned += 1
+    if turned:
+        W.copy_(row_scale * (total @ (W / row_scale)))  # E₁ = diag(1/row_scale) W P
+        V.copy_(decoder_free(D2 @ torch.linalg.inv(total)))
+    return turned
 
 
 @torch.no_grad()

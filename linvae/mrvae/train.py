@@ -141,6 +141,9 @@ class TrainResult:
     polish_iterations : int
         The polish's L-BFGS iterations, as resolved (``RecipeConfig.polish_iterations``;
         0 without a polish).
+    unmixed_pairs : int
+        Pairs of latents the recipe turned apart between polish runs
+        (``RecipeConfig.unmix``).
     polish_form : str or None
         How the polish formed the squared error (``RecipeConfig.polish_form``, resolved).
     """
@@ -155,6 +158,7 @@ class TrainResult:
     revived_latents: int = 0
     polish_iterations: int = 0
     polish_form: str | None = None
+    unmixed_pairs: int = 0
 
 
 def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
