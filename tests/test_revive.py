@@ -237,9 +237,7 @@ def test_the_polish_turns_apart_two_latents_rotated_into_each_other(unmix):
         A = scale[:, None] * R / scale[None, :]
         model.encoder1.copy_(A @ E1)
         model.decoder2.copy_(D2 @ torch.linalg.inv(A))
-    config = RecipeConfig(
-        resume=True, steps=0, polish_iterations=20, polish_rounds=2, unmix=unmix
-    )
+    config = RecipeConfig(resume=True, steps=0, polish_iterations=20, polish_rounds=2, unmix=unmix)
     result = train_recipe(model, X, config, beta_range=beta_range)
     loss = evaluate_model(model, stats.mean, stats.cov, grid)["loss"]
     excess = excess_loss(loss, rate_distortion(spec.eigvals, 2, grid).loss)
