@@ -29,8 +29,9 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
   ``E₁ = W₀ P·S(S + lo·I)⁻¹``: no encoder weight along directions the data do not excite.
 - **Optimiser**: Adam, warm-up then cosine decay; after each step the σ_D gates are kept
   open on the bottom 5 % of the range (a gate shut on the whole range has no gradient);
-  then L-BFGS (strong Wolfe, four runs, each latent a run shut re-pointed at the
-  residual's leading directions between them and kept open, :mod:`.revive`) on a fixed
+  then L-BFGS (strong Wolfe, four runs; between them each latent a run shut re-pointed at
+  the residual's leading directions and kept open, :mod:`.revive`, and each pair of
+  latents rotated into each other turned apart, ``unmix``) on a fixed
   quadrature of the same density, ``4e8/(k·d²)`` iterations within [1500, 15000]
   (:func:`polish_budget`), the encoder whitened again with the smallest ridge round-off
   allows (``polish_ridge``: below Adam's ridge the Lagrangian's curvature is still S's)
