@@ -19,7 +19,7 @@ from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.evaluate import evaluate_model, excess_loss
 from linvae.data import load
 from linvae.mrvae._step import covariance_factors
-from linvae.mrvae.model import LatentMRVAE
+from linvae.mrvae.model import LatentMRVAE, LinearMRVAE
 from linvae.mrvae.objectives import exact_loss
 from linvae.mrvae.recipe import (
     RIDGE_FLOOR,
@@ -182,3 +182,5 @@ def test_the_polish_budget_and_form_follow_the_models_size_and_the_spectrums_wid
     assert polish_form_for("auto", wide, 1.0, 1e-9, 64) == "trace"
     with pytest.raises(ValueError, match="polish_form"):
         RecipeConfig(polish_form="sums")
+    with pytest.raises(ValueError, match="LatentMRVAE"):
+        polish_form_for("residual", LinearMRVAE(5, 2, beta_range=(0.1, 1.0)), 1.0, 0.1, 64)

@@ -106,9 +106,14 @@ def polish_budget(d: int, k: int) -> int:
 def polish_form_for(form: str, model, trace: float, lo: float, nodes: int) -> str:
     """``RecipeConfig.polish_form`` resolved for ``model``, data of ``tr S = trace`` and the
     range's bottom ``lo`` (see there): "trace" or "residual"."""
+    latent = isinstance(model, LatentMRVAE)
+    if form == "residual" and not latent:
+        raise ValueError(
+            f"polish_form='residual' takes a LatentMRVAE (its gates per latent), got "
+            f"{type(model).__name__}"
+        )
     if form != "auto":
         return form
-    latent = isinstance(model, LatentMRVAE)
     cost = nodes * model.d * model.d * model.k
     if latent and trace / lo >= RESIDUAL_FROM_RATIO and cost <= RESIDUAL_MAX_COST:
         return "residual"
