@@ -172,9 +172,9 @@ class RecipeConfig:
         docs/results.md), about 3000 on digits (k = 32, d = 64; seed 2: 1.4e-6 nats after
         1500, 2e-9 after 3000), 14815 at k = d = 30 and 15000 below, where an iteration
         costs a few milliseconds (breast cancer, k = d = 30: 7.7 excess/β after 1500,
-        0.0016 after 14815). With ``step="fused"`` each evaluation is the fused step's closed form (three
-        (k, d) × (d, d) products; autograd's loss and backward form six): at d = 3025,
-        k = 64, one thread, 0.24 s an evaluation in a training run.
+        0.0016 after 14815). With ``step="fused"`` each evaluation is the fused step's
+        closed form (three (k, d) × (d, d) products; autograd's loss and backward form
+        six): at d = 3025, k = 64, one thread, 0.24 s an evaluation in a training run.
     polish_form : {"auto", "trace", "residual"}, default "auto"
         How the polish forms E‖x − x̂‖² at each β: "trace", ``tr S − 2 tr(D E S) +
         tr(DᵀD E S Eᵀ) + …`` (eqs. 16–18, the fused step's closed form): terms of size
