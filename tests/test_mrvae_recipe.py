@@ -226,8 +226,8 @@ def test_the_polish_keeps_gates_open_between_its_runs_and_shuts_worthless_latent
     opened = []
     original = LatentMRVAE.open_projection  # keep_open's, and Adam's formed once
 
-    def counted(self, log_beta_min):
-        project = original(self, log_beta_min)
+    def counted(self, log_beta_min, latents=None):
+        project = original(self, log_beta_min, latents)
 
         def counted_project():
             opened.append(log_beta_min)

@@ -466,40 +466,35 @@ class LatentMRVAE(LinearMRVAE):
         two gates share is clamped once, at the lower bound (:meth:`open_projection`).
         ``latents``: a bool mask (k,), only those kept open (default all).
         """
-        if latents is None:
-            self.open_projection(log_beta_min)()
-            return
-        encoder, decoder = self.encoder2_gate, self.decoder1_gate
-        with torch.no_grad():
-            before = [encoder.bias.clone(), decoder.bias.clone()]
-            self.open_projection(log_beta_min)()
-            for gate, old in zip((encoder, decoder), before, strict=True):
-                gate.bias.copy_(torch.where(latents, gate.bias, old))
+        self.open_projection(log_beta_min, latents)()
 
-    def open_projection(self, log_beta_min: float) -> Callable[[], None]:
+    def open_projection(
+        self, log_beta_min: float, latents: torch.Tensor | None = None
+    ) -> Callable[[], None]:
         """:meth:`keep_open` at ``log_beta_min`` as a function of no argument, for a
         projection after every step: its bounds ``input_center − log_beta_min`` are formed
         here, as tensors (no read back from the device), so that a call is one operation
-        for both gates. It clamps the gates' thresholds as they are now, tied or not: form
-        it again after they are tied or replaced."""
+        for both gates; a latent outside ``latents`` gets no bound (+∞). It clamps the
+        gates' thresholds as they are now, tied or not: form it again after they are tied
+        or replaced."""
         encoder, decoder = self.encoder2_gate, self.decoder1_gate
         with torch.no_grad():
             if encoder.bias is decoder.bias:  # tied (the recipe's share_thresholds_from)
-                bound = torch.minimum(encoder.input_center, decoder.input_center) - log_beta_min
+                bounds = [torch.minimum(encoder.input_center, decoder.input_center) - log_beta_min]
+                biases = [encoder.bias]
+            else:
+                bounds = torch._foreach_sub(
+                    [encoder.input_center, decoder.input_center], log_beta_min
+                )
+                biases = [encoder.bias, decoder.bias]
+            if latents is not None:
+                bounds = [torch.where(latents, bound, math.inf) for bound in bounds]
 
-                def project() -> None:
-                    with torch.no_grad():
-                        encoder.bias.clamp_(max=bound)
-
-                return project
-            biases = [encoder.bias, decoder.bias]
-            bounds = torch._foreach_sub([encoder.input_center, decoder.input_center], log_beta_min)
-
-        def project_both() -> None:
+        def project() -> None:
             with torch.no_grad():
                 torch._foreach_clamp_max_(biases, bounds)
 
-        return project_both
+        return project
 
     def shut_latents(self, log_beta_min: float) -> torch.Tensor:
         """Which latents are dead above ``log_beta_min``: a bool tensor ``(k,)``, True where
