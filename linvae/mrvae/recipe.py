@@ -691,15 +691,6 @@ def train_recipe(
             if config.whiten and config.polish_ridge != 1.0:
                 polish_factors = _rewhiten(W, factors, cov, config.polish_ridge * factors.ridge)
                 _drop_unexcited(W, polish_factors)
-            if isinstance(step_loss, FusedStep):  # the closed form: 3 d² products, not 6
-                step_loss.rewhitened(
-                    None if polish_factors is None else (polish_factors.L, polish_factors.ridge)
-                )
-
-                def evaluate():
-                    return step_loss.exact(nodes, config.polish_weight, row_scale)
-            else:
-                evaluate = with_backward(lambda: loss_at(nodes, config.polish_weight))
             form = polish_form_for(
                 config.polish_form, model, float(torch.trace(cov)), lo, len(nodes)
             )
@@ -719,6 +710,15 @@ def train_recipe(
                     return weighted_loss(rate, squared_error, nodes, scale, config.polish_weight)
 
                 evaluate = with_backward(residual_loss)
+            elif isinstance(step_loss, FusedStep):  # the closed form: 3 d² products, not 6
+                step_loss.rewhitened(
+                    None if polish_factors is None else (polish_factors.L, polish_factors.ridge)
+                )
+
+                def evaluate():
+                    return step_loss.exact(nodes, config.polish_weight, row_scale)
+            else:
+                evaluate = with_backward(lambda: loss_at(nodes, config.polish_weight))
 
             if config.precondition_polish:
                 with torch.no_grad():  # h_j = (‖D₂ e_j‖² + lo)/scale², the model unchanged

@@ -141,11 +141,11 @@ class TrainResult:
     polish_iterations : int
         The polish's L-BFGS iterations, as resolved (``RecipeConfig.polish_iterations``;
         0 without a polish).
+    polish_form : str or None
+        How the polish formed the squared error (``RecipeConfig.polish_form``, resolved).
     unmixed_pairs : int
         Pairs of latents the recipe turned apart between polish runs
         (``RecipeConfig.unmix``).
-    polish_form : str or None
-        How the polish formed the squared error (``RecipeConfig.polish_form``, resolved).
     """
 
     steps: int
