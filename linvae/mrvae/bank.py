@@ -30,7 +30,7 @@ import scipy.optimize
 import torch
 from torch import nn
 
-from linvae._checks import as_beta_range, as_betas, as_choice, as_int, as_seed
+from linvae._checks import as_beta_range, as_betas, as_choice, as_int, as_seed, resolve_device
 from linvae.analytic import moments
 
 from .maps import (
@@ -46,7 +46,7 @@ from .maps import (
     train_loop,
 )
 from .model import LinearVAE, one_layer_vae
-from .recipe import _polish, data_factors, weighted_loss, with_backward
+from .recipe import _polish, data_factors, with_backward
 from .train import _Guard as Guard
 
 INTERPOLATIONS = ("log", "nearest")
@@ -208,20 +208,20 @@ def bank_sampled_step(bank: BetaVAEBank, data: torch.Tensor, batch_size: int):
     N, k = bank.members, bank.k
 
     def loss(generator: torch.Generator) -> torch.Tensor:
-        index = torch.randint(n, (N, batch_size), generator=generator)
+        index = torch.randint(n, (N, batch_size), generator=generator).to(data.device)
         noise = torch.randn(N, batch_size, k, generator=generator, dtype=torch.float64)
-        return bank.sampled_loss(data[index], noise.to(data.dtype))
+        return bank.sampled_loss(data[index], noise.to(data.device, data.dtype))
 
     return loss
 
 
-def polish_objective(terms, log_betas: torch.Tensor, scale) -> torch.Tensor:
-    """Σ_i of member i's polish objective at β_i, each as linvae's recipe polishes a β-VAE.
+def member_objectives(terms, log_betas: torch.Tensor, scale) -> torch.Tensor:
+    """Each member's polish objective at its β, as linvae's recipe polishes a β-VAE, shape (N,).
 
     Member i's is ``R_i + ½‖x − x̂‖²_i/β_i + (½‖x − x̂‖²_i + β_i R_i)/scale²`` (the recipe's
-    ``polish_weight="both"``, :func:`linvae.mrvae.recipe.weighted_loss`): scale-free, formed
-    without ``d/2·log 2π``, with member i's loss's minimiser. A sum, not a mean, so that
-    member i's gradient is that of its own objective.
+    ``polish_weight="both"``, :func:`linvae.mrvae.recipe.weighted_loss`): the Lagrangian in
+    nats of rate plus the loss in the data's unit, both scale-free, formed without
+    ``d/2·log 2π``; its minimiser is that of member i's loss at β_i.
 
     Parameters
     ----------
@@ -232,8 +232,15 @@ def polish_objective(terms, log_betas: torch.Tensor, scale) -> torch.Tensor:
     scale : float or Tensor
         The data's global scale ``√(tr S / d)``.
     """
-    mean = weighted_loss(terms.rate, terms.squared_error, log_betas, scale, "both")
-    return mean * log_betas.shape[0]
+    half_error = 0.5 * terms.squared_error
+    beta = torch.exp(log_betas)
+    return terms.rate + half_error / beta + (half_error + beta * terms.rate) / scale**2
+
+
+def polish_objective(terms, log_betas: torch.Tensor, scale) -> torch.Tensor:
+    """The sum over members of :func:`member_objectives`: a sum, not a mean, so that member
+    i's gradient is that of its own objective."""
+    return member_objectives(terms, log_betas, scale).sum()
 
 
 def row_curvature_roots(V: torch.Tensor, log_betas: torch.Tensor, scale) -> torch.Tensor:
@@ -315,6 +322,7 @@ def train_bank(
     seed: int = 0,
     whiten: bool = True,
     recipe_polish: bool = False,
+    device="cpu",
     progress=None,
 ):
     """Train every member of ``bank`` at once on data X (n, d), in place, then align them.
@@ -339,6 +347,8 @@ def train_bank(
         Polish as linvae's recipe polishes a β-VAE (:func:`polish_bank`: whitened again,
         rows preconditioned, the scale-free objective, four L-BFGS runs; needs ``whiten``)
         rather than one L-BFGS run on the bank's loss as it is.
+    device : str or torch.device, default "cpu"
+        Where to train; the bank is moved there.
 
     Returns
     -------
@@ -352,14 +362,16 @@ def train_bank(
     stats = moments(X)
     if stats.mean.shape != (bank.d,):
         raise ValueError(f"X must have shape (n, {bank.d}), got {np.shape(X)}")
+    device = resolve_device(device)
+    bank.to(device)
     dtype = bank.W.dtype
-    mean = torch.as_tensor(stats.mean, dtype=dtype)
-    cov = torch.as_tensor(stats.cov, dtype=dtype)
+    mean = torch.as_tensor(stats.mean, dtype=dtype, device=device)
+    cov = torch.as_tensor(stats.cov, dtype=dtype, device=device)
     bank.prepare(mean, cov, bank.beta_range[0], whiten=whiten)
     if objective == "exact":
         step = bank_exact_step(bank, mean, cov)
     else:
-        data = torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=dtype)
+        data = torch.as_tensor(np.asarray(X, dtype=np.float64), dtype=dtype, device=device)
         step = bank_sampled_step(bank, data, as_int(batch_size, "batch_size", minimum=1))
     result = train_loop(bank, step, steps, lr, seed=seed, progress=progress)
     polishing = objective == "exact" and polish and not result.interrupted
