@@ -250,16 +250,11 @@ def train_bank_baselines(X, config: CompareConfig, grid, *, progress: bool = Fal
     share = dataclasses.replace(
         result, seconds=result.seconds / members, polish_seconds=result.polish_seconds / members
     )
-    return (
-        [
-            Baseline(
-                float(beta), bank.member_model(i).cpu(), dataclasses.replace(share, final_loss=f)
-            )
-            for i, (beta, f) in enumerate(zip(bank.betas, finals, strict=True))
-        ],
-        False,
-        None,
-    )
+    baselines = []
+    for i, (beta, final) in enumerate(zip(baseline_betas(config, grid), finals, strict=True)):
+        own = dataclasses.replace(share, final_loss=final)
+        baselines.append(Baseline(float(beta), bank.member_model(i).cpu(), own))
+    return baselines, False, None
 
 
 def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
