@@ -101,7 +101,7 @@ def test_the_recipes_polish_needs_the_whitened_encoder(data):
 @pytest.fixture(scope="module")
 def bank_run(loaded):
     """A comparison on d = 5 whose β-VAEs train as one bank (the config's default form)."""
-    return run_comparison(CompareConfig(**SMALL, steps=300, polish=400), data=loaded)
+    return run_comparison(CompareConfig(**SMALL, steps=300, polish=2000), data=loaded)
 
 
 def test_bank_is_the_linvae_recipes_default_form(bank_run):

@@ -211,6 +211,8 @@ def test_epochs_set_the_steps(tmp_path):
         (["--from-run", "no-such-run"], "--from-run"),
         (["--from-run", ".", "--steps", "3"], "takes no training flags"),
         (["--lr", "-1"], "--lr"),
+        (["--baseline-form", "batched"], "--baseline-form"),
+        (["--recipe", "paper", "--baseline-form", "bank"], "baseline_form='bank'"),
         (["--wrong"], "unrecognized arguments"),
     ],
 )
