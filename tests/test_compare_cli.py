@@ -16,6 +16,7 @@ from linvae.data import load
 from linvae.mrvae import _step as step_module
 from linvae.mrvae import recipe as recipe_module
 from linvae.mrvae import train as train_module
+from linvae.mrvae.bank import BetaVAEBank
 from linvae.mrvae.checkpoint import load_models
 from linvae.mrvae.model import LinearVAE
 
@@ -113,21 +114,32 @@ def test_from_run_regenerates_the_same_report_without_training(tiny_run, tmp_pat
     assert (out / "report.md").exists() and (out / "excess.png").exists()
 
 
-@pytest.mark.parametrize("recipe", ["linvae", "paper"])
+@pytest.mark.parametrize("recipe", ["linvae", "bank", "paper"])
 def test_interrupt_writes_a_partial_report(tmp_path, monkeypatch, recipe):
-    module, name = (
-        (recipe_module, "exact_loss") if recipe == "linvae" else (train_module, "sampled_loss")
-    )
-    original = getattr(module, name)
+    if recipe == "bank":  # the MR-VAE finishes, the bank of β-VAEs is interrupted
 
-    def interrupted_later(model, *args, **kwargs):
-        if isinstance(model, LinearVAE):  # the MR-VAE finishes, the first β-VAE is interrupted
+        def interrupted_bank(*args, **kwargs):
             raise KeyboardInterrupt
-        return original(model, *args, **kwargs)
 
-    monkeypatch.setattr(module, name, interrupted_later)
+        monkeypatch.setattr(BetaVAEBank, "exact_loss", interrupted_bank)
+    else:
+        module, name = (
+            (recipe_module, "exact_loss") if recipe == "linvae" else (train_module, "sampled_loss")
+        )
+        original = getattr(module, name)
+
+        def interrupted_later(model, *args, **kwargs):
+            if isinstance(model, LinearVAE):  # the MR-VAE finishes, the first β-VAE is not
+                raise KeyboardInterrupt
+            return original(model, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, interrupted_later)
     out = tmp_path / "partial"
-    argv = TINY if recipe == "linvae" else PAPER
+    argv = {
+        "linvae": [*TINY, "--baseline-form", "separate"],
+        "bank": [*TINY, "--baseline-form", "bank"],
+        "paper": PAPER,
+    }[recipe]
     assert cli.main([*argv, "--out", str(out)]) == EXIT_INTERRUPTED  # 130: a partial run
     report = json.loads((out / "report.json").read_text())
     assert report["partial"] is True
@@ -199,6 +211,8 @@ def test_epochs_set_the_steps(tmp_path):
         (["--from-run", "no-such-run"], "--from-run"),
         (["--from-run", ".", "--steps", "3"], "takes no training flags"),
         (["--lr", "-1"], "--lr"),
+        (["--baseline-form", "batched"], "--baseline-form"),
+        (["--recipe", "paper", "--baseline-form", "bank"], "baseline_form='bank'"),
         (["--wrong"], "unrecognized arguments"),
     ],
 )

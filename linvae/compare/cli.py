@@ -36,7 +36,7 @@ from linvae.mrvae.model import COVARIANCE_ACTIVATIONS
 from linvae.mrvae.train import BETA_SAMPLINGS, COMPILE_MODES, OBJECTIVES
 
 from .comparison import EvaluationError, load_data, prepare, reevaluate, run_comparison
-from .config import FLOORS, RECIPE_DEFAULTS, RECIPES, CompareConfig
+from .config import BASELINE_FORMS, FLOORS, RECIPE_DEFAULTS, RECIPES, CompareConfig
 from .report import render_summary
 from .run_folder import check_space, load_run, locked, prepare_folder, save_run_or_rescue
 
@@ -55,6 +55,11 @@ _FLAGS = {
     "latent": ({"type": positive_int}, "latent size k"),
     "betas": ({}, "evaluation grid: full (from the spectrum), paper, LO:HI:N or B1,B2,..."),
     "baselines": ({"type": count}, "number of β-VAEs, log-spaced over the grid, 0 for none"),
+    "baseline_form": (
+        {"choices": BASELINE_FORMS},
+        "how the β-VAEs train: separate (one after another) or bank (batched, all at once; "
+        "linvae recipe; its sampled objective defaults to separate)",
+    ),
     "recipe": ({"choices": RECIPES}, "how models are built and trained: linvae's or the paper's"),
     "steps": ({"type": positive_int}, "optimiser steps per model"),
     "epochs": ({"type": positive_int}, "paper recipe: passes over the data (sets the steps)"),

@@ -51,6 +51,7 @@ RECIPE_DEFAULTS = {
         "covariance_gate": "hinge",
         "hidden": "k",
         "gate_thresholds": "square",
+        "baseline_form": "bank",
     },
     "paper": {
         "steps": 10000,
@@ -66,6 +67,7 @@ RECIPE_DEFAULTS = {
         "covariance_gate": "sigmoid",
         "hidden": "k",
         "gate_thresholds": "staggered",
+        "baseline_form": "separate",
     },
 }
 
@@ -76,6 +78,7 @@ SAMPLED_DEFAULTS = {
     "lr": SampledConfig().lr,
     "batch_size": SampledConfig().batch_size,
     "polish": 0,
+    "baseline_form": "separate",  # the bank's sampled ELBO lacks the sampled recipe's parts
 }
 
 #: Settings the linvae recipe fixes: its model is Theorem 1's construction (on the exact or
@@ -91,6 +94,10 @@ FIXED_BY_LINVAE = (
 )
 
 GATE_THRESHOLDS = ("staggered", "shared", "square")
+
+#: How the β-VAEs are trained: "separate", one model after another, each by its recipe;
+#: "bank", all at once as one :class:`~linvae.mrvae.bank.BetaVAEBank` (linvae recipe only).
+BASELINE_FORMS = ("separate", "bank")
 FLOORS = ("model", "paper", "none")
 
 
@@ -119,6 +126,16 @@ class CompareConfig:
     baselines : int
         Number of β-VAEs, at log-spaced β over the grid's range, trained by the same
         recipe without gates; 0 for none.
+    baseline_form : {"separate", "bank"} or None
+        How the β-VAEs are trained. "separate": one after another, each by the recipe at its
+        β (:func:`linvae.mrvae.recipe.train_recipe` or the sampled or paper recipe); "bank":
+        all at once as one :class:`~linvae.mrvae.bank.BetaVAEBank`, a leading member axis,
+        each member at its β (:func:`linvae.mrvae.bank.train_bank`: the same whitening,
+        Adam steps and rate, then the recipe's polish on each member's exact loss; on the
+        sampled objective the bank's plain sampled ELBO, without the sampled recipe's
+        estimator, antithetic draws and averaging). The linvae recipe only. None: "bank"
+        for the linvae recipe's exact objective (as close to the optimum as "separate", in
+        half its time on digits: docs/results.md), "separate" otherwise.
     recipe : {"linvae", "paper"}
         How the models are built and trained: linvae's recipe (:mod:`linvae.mrvae.recipe`,
         one gate per latent, exact objective, whitening, L-BFGS polish) or the paper's
@@ -163,6 +180,7 @@ class CompareConfig:
     latent: int = DEFAULT_LATENT
     betas: str | tuple[float, ...] = DEFAULT_GRID
     baselines: int = 10
+    baseline_form: str | None = None
     recipe: str = "linvae"
     steps: int | None = None
     epochs: int | None = None
@@ -204,6 +222,9 @@ class CompareConfig:
             "latent": as_latent_size(self.latent, "latent"),
             "betas": _as_grid_spec(self.betas),
             "baselines": as_int(self.baselines, "baselines", minimum=0),
+            "baseline_form": optional(
+                "baseline_form", lambda v: as_choice(v, "baseline_form", BASELINE_FORMS)
+            ),
             "recipe": recipe,
             "steps": as_int(self.steps, "steps", minimum=1, optional=True),
             "epochs": as_int(self.epochs, "epochs", minimum=1, optional=True),
@@ -260,6 +281,12 @@ class CompareConfig:
             raise ValueError("epochs applies to the paper recipe (the linvae recipe counts steps)")
         if not linvae and checked["polish"]:
             raise ValueError("polish applies to the linvae recipe")
+        if not linvae and checked["baseline_form"] == "bank":
+            raise ValueError(
+                "baseline_form='bank' trains the linvae recipe's one-layer β-VAEs batched; the "
+                "paper recipe's β-VAEs (two layers, its own training) are trained separately "
+                "(baseline_form='separate')"
+            )
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 

@@ -131,6 +131,7 @@ REPORT_SCHEMA = {
             "final_train_loss?": _Null("number"),
         }
     ),
+    "beta_vae_training?": {"form": "str", "members": "count", "seconds": "number"},
     "training?": "object",
     "device": "str",
     "seed": "count",
@@ -439,7 +440,8 @@ def save_run_or_rescue(folder, report: dict, models: TrainedModels, formats=("pn
 def _config_of(report: dict) -> CompareConfig:
     """The config a report was made with (reports before the config was recorded: rebuilt)."""
     if "config" in report:
-        return CompareConfig.from_dict(report["config"])
+        # runs from before baseline_form trained their β-VAEs one after another
+        return CompareConfig.from_dict({"baseline_form": "separate", **report["config"]})
     if "training" not in report:
         raise ValueError("it lacks config (or training, in a run of an earlier version)")
     training, mrvae = report["training"], report["mrvae"]["config"]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from linvae._progress import TrainingBar
+from linvae.analytic import moments
+from linvae.mrvae.bank import BetaVAEBank, member_objectives, train_bank
+from linvae.mrvae.maps import exact_maps_loss
 from linvae.mrvae.model import LatentMRVAE, LinearMRVAE, LinearVAE, one_layer_vae
-from linvae.mrvae.recipe import RecipeConfig, train_recipe
+from linvae.mrvae.recipe import RecipeConfig, polish_budget, train_recipe
 from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
 from linvae.mrvae.threads import cpu_threads
 from linvae.mrvae.train import TrainConfig, TrainResult, train
@@ -173,12 +178,95 @@ def _diverged(name: str, result: TrainResult) -> dict | None:
     return {"model": name, "step": result.diverged_at}
 
 
+#: The name of the bank in progress bars and in ``diverged``.
+BANK_NAME = "β-VAE bank"
+
+
+def new_bank(config: CompareConfig, d: int, grid) -> BetaVAEBank:
+    """The untrained bank of the config's β-VAEs: one member at each of
+    :func:`baseline_betas`, the range's bottom its whitening ridge (as in ``train_bank``).
+
+    Raises
+    ------
+    ValueError
+        If the β-VAEs' β are not distinct (a grid of one β and more than one β-VAE).
+    """
+    betas = baseline_betas(config, grid)
+    if betas.size > 1 and np.any(np.diff(betas) <= 0):
+        raise ValueError(
+            f"baseline_form='bank' needs distinct β, and the grid's range is one β "
+            f"({betas[0]:.6g}) for {betas.size} β-VAEs: use baselines=1 or "
+            "baseline_form='separate'"
+        )
+    lo = float(betas[0])
+    hi = float(betas[-1]) if betas.size > 1 else 2.0 * lo  # one member: only lo counts (ridge)
+    return BetaVAEBank(d, config.latent, betas.size, (lo, hi), member_betas=betas, seed=config.seed)
+
+
+def train_bank_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
+    """The config's β-VAEs trained on ``X`` as one batched bank (``baseline_form="bank"``):
+    ``(list of Baseline, interrupted, diverged)``, as :func:`train_baselines`.
+
+    Every member trains at once at its own β (:func:`linvae.mrvae.bank.train_bank`): on
+    the exact objective the linvae recipe's steps, learning rate and polish budget (``polish``,
+    or :func:`linvae.mrvae.recipe.polish_budget` of one member's size), the recipe's polish
+    (``recipe_polish``); on the sampled one, the bank's sampled ELBO with the config's steps,
+    batch size (per member) and learning rate. Each member is then an ordinary one-layer
+    β-VAE (:meth:`BetaVAEBank.member_model`). Its ``TrainResult`` is the bank's with
+    ``seconds`` and ``polish_seconds`` divided among the N members (the bank's time is their
+    sum) and ``final_loss`` its own polish objective. Ctrl-C or a loss no longer finite
+    leaves every member out.
+    """
+    config = config.resolved()
+    bank = new_bank(config, X.shape[1], grid)
+    members = bank.members
+    bar = TrainingBar(f"{BANK_NAME} ({members})") if progress else None
+    exact = config.objective == "exact"
+    polish = polish_budget(bank.d, bank.k) if config.polish is None else config.polish
+    try:
+        result = train_bank(
+            bank, X, objective=config.objective, steps=config.steps, lr=config.lr,
+            batch_size=config.batch_size, polish=polish if exact else 0, seed=config.seed,
+            recipe_polish=exact, device=config.device, progress=bar,
+        )  # fmt: skip
+    except KeyboardInterrupt:  # before the first step (train_loop stops cleanly within)
+        result = TrainResult(0, 0.0, True, float("nan"))
+    if bar is not None:
+        bar.close(
+            "interrupted"
+            if result.interrupted
+            else f"diverged at step {result.diverged_at}"
+            if result.diverged_at is not None
+            else ""
+        )
+    if result.interrupted or result.diverged_at is not None:
+        return [], result.interrupted, _diverged(BANK_NAME, result)
+    stats = moments(X)
+    with torch.no_grad():
+        mean, cov = (torch.as_tensor(t, dtype=bank.W.dtype, device=bank.W.device)
+                     for t in (stats.mean, stats.cov))  # fmt: skip
+        terms = exact_maps_loss(bank.member_maps(), bank.log_betas, mean, cov)
+        finals = member_objectives(terms, bank.log_betas, bank.scale).tolist()
+    share = dataclasses.replace(
+        result, seconds=result.seconds / members, polish_seconds=result.polish_seconds / members
+    )
+    baselines = []
+    for i, (beta, final) in enumerate(zip(baseline_betas(config, grid), finals, strict=True)):
+        own = dataclasses.replace(share, final_loss=final)
+        baselines.append(Baseline(float(beta), bank.member_model(i).cpu(), own))
+    return baselines, False, None
+
+
 def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
     """The config's β-VAEs trained on ``X``: ``(list of Baseline, interrupted, diverged)``.
 
+    ``baseline_form="bank"``: :func:`train_bank_baselines`. Otherwise one after another;
     Ctrl-C, or a loss that is no longer finite, stops at the β-VAE being trained, which is
     left out; ``diverged`` is then ``{"model": name, "step": n}``.
     """
+    if config.resolved().baseline_form == "bank" and config.baselines:
+        with cpu_threads(config.threads):
+            return train_bank_baselines(X, config, grid, progress=progress)
     baselines = []
     with cpu_threads(config.threads):
         for beta in baseline_betas(config, grid):
