@@ -11,7 +11,13 @@ from linvae.analytic import full_grid, moments, optimum, rate_distortion, spectr
 from linvae.compare.evaluate import evaluate_model, excess_loss, loss_above_constant
 from linvae.mrvae.model import LatentMRVAE, one_layer_vae
 from linvae.mrvae.recipe import training_range
-from linvae.mrvae.sampled import DataUnits, SampledConfig, sampled_terms, train_sampled_recipe
+from linvae.mrvae.sampled import (
+    DataUnits,
+    SampledConfig,
+    capped_ridge,
+    sampled_terms,
+    train_sampled_recipe,
+)
 
 
 def _gaussian(n, eigvals, seed):
@@ -85,6 +91,43 @@ def test_the_lowrank_unit_is_the_inverse_root_of_the_covariance_at_full_rank(one
 
 
 @pytest.mark.parametrize(
+    ("largest", "smallest", "spread"), [(65.7, 0.04, 30.0), (179.0, 4.2, 10.0), (1e6, 1e-6, 2.0)]
+)
+def test_the_capped_ridge_leaves_exactly_the_spread_asked(largest, smallest, spread):
+    ridge = capped_ridge(largest, smallest, spread)
+    assert 0 < ridge < math.inf
+    after = (largest / (largest + ridge)) / (smallest / (smallest + ridge))
+    assert after == pytest.approx(spread, rel=1e-10)
+
+
+def test_the_capped_ridge_is_infinite_within_the_spread_and_zero_without_a_smallest():
+    assert capped_ridge(10.0, 1.0, 10.0) == math.inf  # within the cap: no whitening needed
+    assert capped_ridge(10.0, 0.0, 10.0) == 0.0  # nothing caps a direction of no variance
+
+
+def test_the_capped_unit_whitens_a_wide_spectrum_down_to_the_spread(one_torch_thread):
+    eigvals = [400.0, 4.0, 1.0, 0.1]
+    X = _gaussian(400, eigvals, seed=9)
+    cov = moments(X).cov
+    units = DataUnits(torch.as_tensor(X), 1e-6, "capped", rank=4, passes=40, batch=64,
+                      latents=4, spread=20.0)  # fmt: skip
+    P = units.encoder(torch.eye(4, dtype=torch.float64)).numpy()
+    values = np.linalg.eigvalsh(P @ cov @ P.T)
+    assert values.max() / values.min() == pytest.approx(20.0, rel=1e-6)
+    # the gain √(1 + ρ/scale²) keeps P = I/scale in the limit of no whitening
+    gain = math.sqrt(1 + units.ridge / units.scale**2)
+    np.testing.assert_allclose(P.T @ P, gain**2 * np.linalg.inv(cov + units.ridge * np.eye(4)),
+                               rtol=1e-8)  # fmt: skip
+
+
+def test_the_capped_unit_is_the_global_scale_within_the_spread(one_torch_thread):
+    X = _gaussian(400, [2.0, 1.0, 0.5], seed=10)
+    units = DataUnits(torch.as_tensor(X), 1e-6, "capped", rank=3, latents=3, spread=30.0)
+    P = units.encoder(torch.eye(3, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(P, np.eye(3) / units.scale, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
     ("settings", "error", "message"),
     [
         ({"steps": 0}, ValueError, "steps must be >= 1"),
@@ -93,6 +136,8 @@ def test_the_lowrank_unit_is_the_inverse_root_of_the_covariance_at_full_rank(one
         ({"precondition": "full"}, ValueError, "precondition must be one of"),
         ({"average_from": 1.5}, ValueError, "average_from"),
         ({"beta_weight": "log"}, ValueError, "beta_weight must be one of"),
+        ({"precondition_spread": 0.0}, ValueError, "precondition_spread"),
+        ({"precondition_spread": 0.5}, ValueError, "precondition_spread must be >= 1"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings, error, message):

@@ -16,13 +16,19 @@ and what the units are computed from. Each default was measured one change at a 
   optimum of a linear VAE is (eqs. 21–23); or the KL in closed form (``"reparameterised"``).
 - **Antithetic noise**: each example of a batch twice, with ε and −ε, at one β: the
   gradient's terms odd in ε cancel, which leaves the decoder only ``D σεεᵀσ − DC``.
-- **Units** from the data alone, O(n·d) (:class:`DataUnits`): the mean m and the global
-  scale ``√(tr S / d)`` (the mean squared deviation): ``E₁ = W / scale``,
-  ``D₂ = scale·V``, ``b = m + scale·b'``. No (d, d) matrix is formed: a step costs
-  O(B·d·k).
+- **Units** from the data alone, in passes of mini-batches (:class:`DataUnits`): the mean
+  m, the global scale ``√(tr S / d)`` (the root mean squared deviation), ``D₂ = scale·V``,
+  ``b = m + scale·b'``, and the encoder ``E₁ = W P`` with P K-FAC's input factor
+  ``(S + ρI)^{-1/2}`` from S's leading directions (subspace iteration over the data), its
+  ridge ρ the largest that leaves the leading k eigenvalues of ``P S Pᵀ`` within a spread
+  of 30 ("capped"): the global scale alone where they span less (digits), whitening
+  enough to bring 28×28 patches' 1600 down to 30 (1.06 → 0.0075 nats there). No (d, d)
+  matrix is formed: a step costs O(B·d·k).
 - **β**: one per draw, ``η = log lo + (log hi − log lo) u^p`` with u stratified over the
   batch.
-- **Iterates**: Adam, warm-up and cosine decay; averaged over the second half.
+- **Iterates**: Adam, warm-up and cosine decay; averaged over the last tenth (over the
+  second half, iterates still moving pulled the average back: 0.024 against 0.0052 nats
+  on patches).
 """
 
 from __future__ import annotations
@@ -59,8 +65,8 @@ from .train import _Guard as Guard
 
 #: The rate's gradient estimator: the closed-form KL, or "sticking the landing".
 ESTIMATORS = ("stl", "reparameterised")
-#: The encoder's input unit: the data's global scale, or each coordinate's deviation.
-PRECONDITIONERS = ("scale", "diagonal", "lowrank")
+#: The encoder's input unit (:class:`DataUnits`).
+PRECONDITIONERS = ("scale", "diagonal", "lowrank", "capped")
 #: How log β is drawn: stratified over the batch, uniform per example, one per batch.
 SAMPLED_BETAS = ("stratified", "example", "batch")
 
@@ -96,13 +102,18 @@ class SampledConfig:
         gradient's terms odd in ε cancel (for the decoder, all but ``D σεεᵀσ − DC``).
     beta_weight : {"flat", "inverse", "both"}, default "flat"
         How each example's loss enters (:func:`linvae.mrvae.recipe.weighted_loss`).
-    precondition : {"scale", "diagonal", "lowrank"}, default "scale"
-        The encoder's unit ``E₁ = W P`` (:class:`DataUnits`): the data's global scale, each
-        coordinate's, or K-FAC's input factor of rank ``precondition_rank`` from
-        ``precondition_passes`` passes of subspace iteration over the data.
+    precondition : {"capped", "scale", "diagonal", "lowrank"}, default "capped"
+        The encoder's unit ``E₁ = W P`` (:class:`DataUnits`): K-FAC's input factor of rank
+        ``precondition_rank`` from ``precondition_passes`` passes of subspace iteration
+        over the data, its ridge raised to cap the spread ("capped") or not ("lowrank");
+        the data's global scale; each coordinate's.
     precondition_rank : int, default 64
     precondition_passes : int, default 4
-    average_from : float or None, default 0.5
+    precondition_spread : float, default 30
+        "capped": the ridge of the low-rank factor is raised until the leading k
+        eigenvalues of the preconditioned covariance ``P S Pᵀ`` span at most this ratio
+        (:func:`capped_ridge`).
+    average_from : float or None, default 0.9
         Average the iterates (uniformly) from this share of the steps on; None: the last
         iterate.
     close_fraction : float, default 0
@@ -127,10 +138,11 @@ class SampledConfig:
     estimator: str = "stl"
     antithetic: bool = True
     beta_weight: str = "flat"
-    precondition: str = "scale"
+    precondition: str = "capped"
     precondition_rank: int = 64
     precondition_passes: int = 4
-    average_from: float | None = 0.5
+    precondition_spread: float = 30.0
+    average_from: float | None = 0.9
     close_fraction: float = 0.0
     close_batch_size: int = 0
     min_open: float = 0.05
@@ -153,6 +165,7 @@ class SampledConfig:
             "precondition_passes": as_int(
                 self.precondition_passes, "precondition_passes", minimum=1
             ),
+            "precondition_spread": as_positive(self.precondition_spread, "precondition_spread"),
             "average_from": None
             if self.average_from is None
             else as_fraction(self.average_from, "average_from"),
@@ -164,6 +177,10 @@ class SampledConfig:
             else as_fraction(self.share_thresholds_from, "share_thresholds_from"),
             "seed": as_seed(self.seed),
         }
+        if checked["precondition_spread"] < 1.0:
+            raise ValueError(
+                f"precondition_spread must be >= 1 (1: full whitening), got {self.precondition_spread}"
+            )
         if not isinstance(self.antithetic, bool):
             raise TypeError(
                 f"antithetic must be True or False, got {type(self.antithetic).__name__}"
@@ -231,14 +248,24 @@ class DataUnits:
       (Q (d, r), λ (r,): subspace iteration, ``passes`` passes over the data in batches,
       O(n·d·r) each) and the mean σ² of the rest. With ``rank = d`` it is the recipe's
       whitening up to a rotation of W.
+    - "capped": "lowrank" with the ridge raised to :func:`capped_ridge` of the leading
+      ``latents`` eigenvalues and ``spread``, times ``√(1 + ridge/scale²)``: the global
+      scale's ``I / scale`` in the limit of an infinite ridge, which it is where those
+      eigenvalues span no more than ``spread``.
 
     Attributes
     ----------
     mean : Tensor of shape (d,)
     scale : float
+    ridge : float
+        The ridge of the encoder's unit ("diagonal", "lowrank", "capped"; ∞ for "capped"
+        where it is the global scale).
     """
 
-    def __init__(self, data, ridge, precondition, *, rank=64, passes=4, batch=4096, seed=0):
+    def __init__(
+        self, data, ridge, precondition, *, rank=64, passes=4, batch=4096, seed=0, latents=None,
+        spread=None,
+    ):  # fmt: skip
         n, d = data.shape
         self.mean = data.mean(0)
         variance = torch.zeros_like(self.mean)
@@ -254,13 +281,21 @@ class DataUnits:
         self.basis = None
         if precondition == "diagonal":
             self.column = 1.0 / (variance + self.ridge).sqrt()
-        elif precondition == "lowrank" and rank > 0:
+        elif precondition in ("lowrank", "capped") and rank > 0:
             basis, values = leading_directions(data, self.mean, min(rank, d), passes, batch, seed)
             rest = max(trace - float(values.sum()), 0.0) / max(d - basis.shape[1], 1)
-            self.basis = basis  # Q (d, r)
-            self.rest = 1.0 / math.sqrt(rest + self.ridge)
-            self.along = 1.0 / (values + self.ridge).sqrt() - self.rest  # (r,)
-            self.column = None
+            gain = 1.0
+            if precondition == "capped":
+                top = values.flip(0)[: min(latents or d, values.shape[0])]
+                self.ridge = max(self.ridge, capped_ridge(float(top[0]), float(top[-1]), spread))
+                gain = math.sqrt(1.0 + self.ridge / self.scale**2)  # ridge → ∞: I / scale
+            if math.isfinite(self.ridge):
+                self.basis = basis  # Q (d, r)
+                self.rest = gain / math.sqrt(rest + self.ridge)
+                self.along = gain / (values + self.ridge).sqrt() - self.rest  # (r,)
+                self.column = None
+            else:  # the spread is within the cap: the global scale
+                self.column = torch.full_like(variance, 1.0 / self.scale)
         else:
             self.column = torch.full_like(variance, 1.0 / self.scale)
 
@@ -269,6 +304,19 @@ class DataUnits:
         if self.basis is None:
             return W * self.column
         return self.rest * W + ((W @ self.basis) * self.along) @ self.basis.T
+
+
+def capped_ridge(largest: float, smallest: float, spread: float) -> float:
+    """The largest ridge ρ at which the preconditioned spectrum ``λ/(λ + ρ)`` spans at most
+    ``spread`` (κ) between λ = ``largest`` (λ₁) and ``smallest`` (λ_k):
+    ``ρ = λ₁λ_k(κ − 1)/(λ₁ − κλ_k)``; ∞ where λ₁/λ_k ≤ κ already (no whitening is needed),
+    0 where λ_k = 0 (no ridge caps it).
+    """
+    if largest <= spread * smallest:
+        return math.inf
+    if smallest <= 0.0:
+        return 0.0
+    return largest * smallest * (spread - 1.0) / (largest - spread * smallest)
 
 
 def leading_directions(data, mean, rank, passes, batch=4096, seed=0):
@@ -419,7 +467,8 @@ def train_sampled_recipe(
     data = torch.as_tensor(X, dtype=dtype).to(device)
     units = DataUnits(
         data, lo, config.precondition, rank=config.precondition_rank,
-        passes=config.precondition_passes, seed=config.seed,
+        passes=config.precondition_passes, seed=config.seed, latents=model.k,
+        spread=config.precondition_spread,
     )  # fmt: skip
     model.set_input_mean(units.mean.cpu().numpy())
     scale = units.scale
