@@ -2,7 +2,6 @@
 polish objective, its members as ordinary β-VAEs, a whole comparison, and the config's
 checks."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -13,11 +12,11 @@ from linvae.analytic import beta_grid, moments, spectrum
 from linvae.compare import cli, evaluate
 from linvae.compare.comparison import run_comparison
 from linvae.compare.config import CompareConfig
-from linvae.compare.training import baseline_betas, baseline_form_for, new_bank
+from linvae.compare.training import baseline_betas, new_bank
 from linvae.data import load
 from linvae.mrvae.bank import BetaVAEBank, member_objectives, train_bank
 from linvae.mrvae.maps import exact_maps_loss
-from linvae.mrvae.recipe import RESIDUAL_FROM_RATIO, weighted_loss
+from linvae.mrvae.recipe import weighted_loss
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -105,29 +104,10 @@ def bank_run(loaded):
     return run_comparison(CompareConfig(**SMALL, steps=300, polish=2000), data=loaded)
 
 
-def test_bank_is_the_linvae_recipes_default_form_on_a_narrow_spectrum(bank_run):
-    assert bank_run.config.resolved().baseline_form == "auto"
-    assert bank_run.models.baseline_form == "bank"
+def test_bank_is_the_linvae_recipes_default_form(bank_run):
+    assert bank_run.config.resolved().baseline_form == "bank"
     assert bank_run.report["beta_vae_training"]["form"] == "bank"
     assert bank_run.report["summary"]["beta_vae_form"] == "bank"
-
-
-def test_auto_trains_separately_where_the_spectrum_is_too_wide_for_the_banks_polish(data):
-    # tr S / β_min at RESIDUAL_FROM_RATIO: the recipe's polish leaves the trace form there,
-    # and the bank's polish has no other
-    config = CompareConfig(**SMALL)
-    trace = float(np.var(data, axis=0).sum())
-    for lowest, form in [(2 * trace / RESIDUAL_FROM_RATIO, "bank"),
-                         (0.5 * trace / RESIDUAL_FROM_RATIO, "separate")]:  # fmt: skip
-        grid = np.geomspace(lowest, 1.0, 5)
-        assert baseline_form_for(config, data, grid) == form
-    grid = np.geomspace(1e-12, 1.0, 5)
-    assert (
-        baseline_form_for(dataclasses.replace(config, baseline_form="bank"), data, grid) == "bank"
-    )
-    assert baseline_form_for(dataclasses.replace(config, objective="sampled"), data, grid) == (
-        "separate"
-    )
 
 
 def test_the_bank_runs_members_are_the_configs_beta_vaes(bank_run):
@@ -200,7 +180,7 @@ def test_the_config_checks_the_baseline_form(settings, message):
 @pytest.mark.parametrize(
     ("settings", "form"),
     [
-        ({}, "auto"),
+        ({}, "bank"),
         ({"objective": "sampled"}, "separate"),
         ({"recipe": "paper"}, "separate"),
         ({"objective": "sampled", "baseline_form": "bank"}, "bank"),

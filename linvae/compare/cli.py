@@ -57,9 +57,8 @@ _FLAGS = {
     "baselines": ({"type": count}, "number of β-VAEs, log-spaced over the grid, 0 for none"),
     "baseline_form": (
         {"choices": BASELINE_FORMS},
-        "how the β-VAEs train: separate (one after another), bank (batched, all at once; "
-        "linvae recipe) or auto (bank on the exact objective unless the spectrum is too "
-        "wide for its polish)",
+        "how the β-VAEs train: separate (one after another) or bank (batched, all at once; "
+        "linvae recipe; its sampled objective defaults to separate)",
     ),
     "recipe": ({"choices": RECIPES}, "how models are built and trained: linvae's or the paper's"),
     "steps": ({"type": positive_int}, "optimiser steps per model"),

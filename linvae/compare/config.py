@@ -51,7 +51,7 @@ RECIPE_DEFAULTS = {
         "covariance_gate": "hinge",
         "hidden": "k",
         "gate_thresholds": "square",
-        "baseline_form": "auto",
+        "baseline_form": "bank",
     },
     "paper": {
         "steps": 10000,
@@ -97,7 +97,7 @@ GATE_THRESHOLDS = ("staggered", "shared", "square")
 
 #: How the β-VAEs are trained: "separate", one model after another, each by its recipe;
 #: "bank", all at once as one :class:`~linvae.mrvae.bank.BetaVAEBank` (linvae recipe only).
-BASELINE_FORMS = ("auto", "separate", "bank")
+BASELINE_FORMS = ("separate", "bank")
 FLOORS = ("model", "paper", "none")
 
 
@@ -126,21 +126,16 @@ class CompareConfig:
     baselines : int
         Number of β-VAEs, at log-spaced β over the grid's range, trained by the same
         recipe without gates; 0 for none.
-    baseline_form : {"auto", "separate", "bank"} or None
+    baseline_form : {"separate", "bank"} or None
         How the β-VAEs are trained. "separate": one after another, each by the recipe at its
         β (:func:`linvae.mrvae.recipe.train_recipe` or the sampled or paper recipe); "bank":
         all at once as one :class:`~linvae.mrvae.bank.BetaVAEBank`, a leading member axis,
         each member at its β (:func:`linvae.mrvae.bank.train_bank`: the same whitening,
-        Adam steps and rate, then the recipe's polish on each member's exact loss in its
-        trace form; on the sampled objective the bank's plain sampled ELBO, without the
-        sampled recipe's estimator, antithetic draws and averaging). The linvae recipe only.
-        "auto" (:func:`linvae.compare.training.baseline_form_for`): "bank" on the exact
-        objective where ``tr S / β_min`` is below the ratio from which the recipe's polish
-        leaves the trace form for sums of squares (``RESIDUAL_FROM_RATIO``), "separate"
-        otherwise (the bank, without that form, was 51 nats above the optimum on breast
-        cancer where the separate β-VAEs were 1.2; as close as them on digits, in half the
-        time: docs/results.md). None: "auto" for the linvae recipe's exact objective,
-        "separate" otherwise.
+        Adam steps and rate, then the recipe's polish on each member's exact loss; on the
+        sampled objective the bank's plain sampled ELBO, without the sampled recipe's
+        estimator, antithetic draws and averaging). The linvae recipe only. None: "bank"
+        for the linvae recipe's exact objective (as close to the optimum as "separate", in
+        half its time on digits: docs/results.md), "separate" otherwise.
     recipe : {"linvae", "paper"}
         How the models are built and trained: linvae's recipe (:mod:`linvae.mrvae.recipe`,
         one gate per latent, exact objective, whitening, L-BFGS polish) or the paper's

@@ -85,12 +85,10 @@ def _trained(result) -> dict:
 
 def baseline_training(models: TrainedModels, config: CompareConfig) -> dict:
     """How the β-VAEs were trained: ``form`` ("separate" or "bank", :class:`CompareConfig`'s
-    ``baseline_form`` as resolved for the data), ``members`` (those that finished) and
-    ``seconds``, their training time in all (a bank's: one time for all its members, each
-    of which records its share)."""
-    form = models.baseline_form or config.resolved().baseline_form
+    ``baseline_form``), ``members`` (those that finished) and ``seconds``, their training
+    time in all (a bank's: one time for all its members, each of which records its share)."""
     return {
-        "form": "separate" if form == "auto" else form,
+        "form": config.resolved().baseline_form,
         "members": len(models.baselines),
         "seconds": float(sum(baseline.result.seconds for baseline in models.baselines)),
     }

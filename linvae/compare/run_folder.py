@@ -577,7 +577,6 @@ def load_run(folder) -> Run:
         _result(report["mrvae"], report["mrvae"].get("interrupted", False)),
         interrupted=report["partial"] and not report.get("diverged"),
         diverged=report.get("diverged"),
-        baseline_form=report.get("beta_vae_training", {}).get("form", "separate"),
     )
     for (beta, model), entry in zip(baselines, report["beta_vae"], strict=True):
         models.baselines.append(Baseline(float(beta), model, _result(entry)))

@@ -13,7 +13,7 @@ from linvae.analytic import moments
 from linvae.mrvae.bank import BetaVAEBank, member_objectives, train_bank
 from linvae.mrvae.maps import exact_maps_loss
 from linvae.mrvae.model import LatentMRVAE, LinearMRVAE, LinearVAE, one_layer_vae
-from linvae.mrvae.recipe import RESIDUAL_FROM_RATIO, RecipeConfig, polish_budget, train_recipe
+from linvae.mrvae.recipe import RecipeConfig, polish_budget, train_recipe
 from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
 from linvae.mrvae.threads import cpu_threads
 from linvae.mrvae.train import TrainConfig, TrainResult, train
@@ -46,8 +46,6 @@ class TrainedModels:
         ``{"model": name, "step": n}`` when a model's loss stopped being finite: training
         stopped there. A diverged MR-VAE keeps its last finite weights; a diverged β-VAE
         is left out.
-    baseline_form : {"separate", "bank"} or None
-        How the β-VAEs were trained (:func:`baseline_form_for`); None before they were.
     """
 
     mrvae: LinearMRVAE
@@ -55,7 +53,6 @@ class TrainedModels:
     baselines: list[Baseline] = field(default_factory=list)
     interrupted: bool = False
     diverged: dict | None = None
-    baseline_form: str | None = None
 
     @property
     def partial(self) -> bool:
@@ -260,33 +257,14 @@ def train_bank_baselines(X, config: CompareConfig, grid, *, progress: bool = Fal
     return baselines, False, None
 
 
-def baseline_form_for(config: CompareConfig, X, grid) -> str:
-    """The config's ``baseline_form`` resolved for the data ``X`` (n, d): "separate" or "bank".
-
-    "auto" is "bank" on the linvae recipe's exact objective where ``tr S / β_min`` (β_min
-    the lowest β-VAE's β, the bank's ridge) is below ``RESIDUAL_FROM_RATIO``, the ratio from
-    which the recipe's polish forms the squared error as sums of squares, which the bank's
-    polish does not; "separate" otherwise.
-    """
-    config = config.resolved()
-    if config.baseline_form != "auto":
-        return config.baseline_form
-    if config.recipe != "linvae" or config.objective != "exact" or config.baselines < 2:
-        return "separate"
-    X = np.asarray(X, dtype=np.float64)
-    trace = float(np.sum(np.var(X, axis=0)))  # tr S (ML), O(n·d)
-    lowest = float(baseline_betas(config, grid)[0])
-    return "bank" if trace < RESIDUAL_FROM_RATIO * lowest else "separate"
-
-
 def train_baselines(X, config: CompareConfig, grid, *, progress: bool = False):
     """The config's β-VAEs trained on ``X``: ``(list of Baseline, interrupted, diverged)``.
 
-    ``baseline_form`` "bank" (:func:`baseline_form_for`): :func:`train_bank_baselines`.
-    Otherwise one after another; Ctrl-C, or a loss that is no longer finite, stops at the
-    β-VAE being trained, which is left out; ``diverged`` is then ``{"model": name, "step": n}``.
+    ``baseline_form="bank"``: :func:`train_bank_baselines`. Otherwise one after another;
+    Ctrl-C, or a loss that is no longer finite, stops at the β-VAE being trained, which is
+    left out; ``diverged`` is then ``{"model": name, "step": n}``.
     """
-    if baseline_form_for(config, X, grid) == "bank" and config.baselines:
+    if config.resolved().baseline_form == "bank" and config.baselines:
         with cpu_threads(config.threads):
             return train_bank_baselines(X, config, grid, progress=progress)
     baselines = []
@@ -323,7 +301,6 @@ def train_models(X, config: CompareConfig, grid, *, progress: bool = False) -> T
         mrvae, result, interrupted=result.interrupted, diverged=_diverged("MR-VAE", result)
     )
     if not models.partial:
-        models.baseline_form = baseline_form_for(config, X, grid)
         models.baselines, models.interrupted, models.diverged = train_baselines(
             X, config, grid, progress=progress
         )
