@@ -58,7 +58,7 @@ _FLAGS = {
     "baseline_form": (
         {"choices": BASELINE_FORMS},
         "how the β-VAEs train: separate (one after another) or bank (batched, all at once; "
-        "linvae recipe; its sampled objective defaults to separate)",
+        "the linvae recipe)",
     ),
     "recipe": ({"choices": RECIPES}, "how models are built and trained: linvae's or the paper's"),
     "steps": ({"type": positive_int}, "optimiser steps per model"),
