@@ -120,17 +120,6 @@ def test_the_capped_unit_whitens_a_wide_spectrum_down_to_the_spread(one_torch_th
                                rtol=1e-8)  # fmt: skip
 
 
-def test_the_capped_unit_spans_only_directions_above_its_ridge(one_torch_thread):
-    # at a β above all but the first eigenvalue (a β-VAE's ridge is its β) only the first
-    # counts: one direction spans nothing, and the unit is the global scale
-    X = _gaussian(400, [400.0, 4.0, 1.0, 0.1], seed=9)
-    units = DataUnits(torch.as_tensor(X), 10.0, "capped", rank=4, passes=40, latents=4,
-                      spread=20.0)  # fmt: skip
-    assert units.ridge == math.inf
-    P = units.encoder(torch.eye(4, dtype=torch.float64)).numpy()
-    np.testing.assert_allclose(P, np.eye(4) / units.scale, rtol=1e-12)
-
-
 def test_the_capped_unit_is_the_global_scale_within_the_spread(one_torch_thread):
     X = _gaussian(400, [2.0, 1.0, 0.5], seed=10)
     units = DataUnits(torch.as_tensor(X), 1e-6, "capped", rank=3, latents=3, spread=30.0)
