@@ -162,45 +162,43 @@ def batched_lbfgs(
 
 @dataclasses.dataclass
 class _State:
-    """Per-member memory: pairs in a ring (write position ``pos``), ρ = 1/sᵀy (0: empty),
-    the initial scaling γ, the next trial step, the count of accepted iterations."""
+    """Per-member memory in a ring shared by the members (slot ``stored % m``, a host
+    count): a member that stores no pair at an iteration fills its slot with ρ = 0, a pair
+    the two-loop recursion passes over; γ is each member's initial scaling, ``step`` its
+    next trial step, ``accepted`` its count of iterations that moved it."""
 
-    S: torch.Tensor  # (N, m, P)
-    Y: torch.Tensor  # (N, m, P)
-    rho: torch.Tensor  # (N, m)
-    pos: torch.Tensor  # (N,) long
+    S: torch.Tensor  # (m, N, P)
+    Y: torch.Tensor  # (m, N, P)
+    rho: torch.Tensor  # (m, N)
     gamma: torch.Tensor  # (N,)
     step: torch.Tensor  # (N,)
     accepted: torch.Tensor  # (N,) long
-    stored: int = 0  # pairs possibly stored (host count of iterations, capped at m)
+    stored: int = 0  # iterations so far: slots written
 
     @classmethod
     def start(cls, x: torch.Tensor, g: torch.Tensor, m: int) -> _State:
         N, P = x.shape
-        zeros = x.new_zeros((N, m, P))
+        zeros = x.new_zeros((m, N, P))
         # the first step as torch's L-BFGS takes it: min(1, 1/‖g‖₁) along −g
         gamma = torch.clamp(1.0 / g.abs().sum(dim=1), max=1.0)
         gamma = torch.where(torch.isfinite(gamma), gamma, torch.ones_like(gamma))
-        return cls(zeros, zeros.clone(), x.new_zeros((N, m)),
-                   torch.zeros(N, dtype=torch.long, device=x.device), gamma,
-                   torch.ones_like(gamma), torch.zeros(N, dtype=torch.long, device=x.device))  # fmt: skip
+        return cls(zeros, zeros.clone(), x.new_zeros((m, N)), gamma, torch.ones_like(gamma),
+                   torch.zeros(N, dtype=torch.long, device=x.device))  # fmt: skip
 
     def direction(self, g: torch.Tensor) -> torch.Tensor:
-        """−H g by each member's two-loop recursion, newest pair first (empty slots: ρ = 0)."""
-        m = self.S.shape[1]
-        rows = torch.arange(g.shape[0], device=g.device)
-        q, pairs = g.clone(), []
-        for i in range(self.stored):
-            slot = torch.remainder(self.pos - 1 - i, m)
-            s, y, rho = self.S[rows, slot], self.Y[rows, slot], self.rho[rows, slot]
-            alpha = rho * (s * q).sum(dim=1)
-            q = q - alpha.unsqueeze(1) * y
-            pairs.append((s, y, rho, alpha))
+        """−H g by each member's two-loop recursion, newest pair first (ρ = 0: no pair)."""
+        m = self.S.shape[0]
+        slots = [(self.stored - 1 - i) % m for i in range(min(self.stored, m))]
+        q, alphas = g.clone(), []
+        for slot in slots:
+            alpha = self.rho[slot] * torch.linalg.vecdot(self.S[slot], q)
+            q.addcmul_(alpha.unsqueeze(1), self.Y[slot], value=-1.0)
+            alphas.append(alpha)
         r = self.gamma.unsqueeze(1) * q
-        for s, y, rho, alpha in reversed(pairs):
-            beta = rho * (y * r).sum(dim=1)
-            r = r + (alpha - beta).unsqueeze(1) * s
-        return -r
+        for slot, alpha in zip(reversed(slots), reversed(alphas), strict=True):
+            beta = self.rho[slot] * torch.linalg.vecdot(self.Y[slot], r)
+            r.addcmul_((alpha - beta).unsqueeze(1), self.S[slot])
+        return r.neg_()
 
     def iterate(self, x, f, g, value_and_gradient, trials, shrink, armijo, slack, tolerance_grad):
         d = self.direction(g)
@@ -240,19 +238,18 @@ class _State:
         return new_x, new_f, new_g
 
     def _remember(self, s, y, moved):
-        """Store (s, y) for members that moved with positive curvature sᵀy."""
-        sy = (s * y).sum(dim=1)
-        yy = (y * y).sum(dim=1)
-        ss = (s * s).sum(dim=1)
+        """Store (s, y) for members that moved with positive curvature sᵀy, (0, 0) and
+        ρ = 0 for the others."""
+        sy = torch.linalg.vecdot(s, y)
+        yy = torch.linalg.vecdot(y, y)
+        ss = torch.linalg.vecdot(s, s)
         keep = moved & (sy > 1e-10 * torch.sqrt(ss) * torch.sqrt(yy)) & (yy > 0)
-        rows = torch.arange(s.shape[0], device=s.device)
-        m = self.S.shape[1]
+        slot = self.stored % self.S.shape[0]
         column = keep.unsqueeze(1)
-        self.S[rows, self.pos] = torch.where(column, s, self.S[rows, self.pos])
-        self.Y[rows, self.pos] = torch.where(column, y, self.Y[rows, self.pos])
+        self.S[slot] = torch.where(column, s, torch.zeros_like(s))
+        self.Y[slot] = torch.where(column, y, torch.zeros_like(y))
         safe = torch.where(keep, sy, torch.ones_like(sy))
-        self.rho[rows, self.pos] = torch.where(keep, 1.0 / safe, self.rho[rows, self.pos])
+        self.rho[slot] = torch.where(keep, 1.0 / safe, torch.zeros_like(sy))
         safe_yy = torch.where(keep, yy, torch.ones_like(yy))
         self.gamma = torch.where(keep, sy / safe_yy, self.gamma)
-        self.pos = torch.where(keep, torch.remainder(self.pos + 1, m), self.pos)
-        self.stored = min(self.stored + 1, m)
+        self.stored += 1
