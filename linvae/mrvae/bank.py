@@ -266,14 +266,17 @@ POLISHERS = ("batched", "shared")
 
 
 def polish_bank(bank: BetaVAEBank, mean: torch.Tensor, cov: torch.Tensor, iterations: int,
-                *, rounds: int = 4, polisher: str = "batched") -> tuple[int, float, bool]:  # fmt: skip
+                *, rounds: int | None = None, polisher: str = "batched",
+                ) -> tuple[int, float, bool]:  # fmt: skip
     """L-BFGS on every member's exact loss at once, as linvae's recipe polishes one β-VAE.
 
     As :func:`linvae.mrvae.recipe.train_recipe` does for a β-VAE at its β: the encoder
     whitened again with the smallest ridge round-off allows (``polish_ridge=0``: ``1e6·ε·tr
     S``) and cleared of what Adam put along directions of no variance, each member's encoder
     rows scaled by :func:`row_curvature_roots`, then ``rounds`` L-BFGS runs
-    (``⌈iterations/rounds⌉`` iterations each, a fresh curvature memory each) on
+    (``⌈iterations/rounds⌉`` iterations each, a fresh curvature memory each; by default
+    1 batched, 4 shared: on digits, 1600 batched iterations left the β-VAEs 1.3e-10 nats
+    above the optimum in one run, 2.7e-9 in four) on
     :func:`member_objectives`. ``polisher="batched"`` (the default):
     :func:`linvae.mrvae.batched_lbfgs.batched_lbfgs`, every member its own memory and
     Armijo step, no host read within a run. ``"shared"``: one torch L-BFGS (strong Wolfe)
@@ -288,8 +291,10 @@ def polish_bank(bank: BetaVAEBank, mean: torch.Tensor, cov: torch.Tensor, iterat
         member by member.
     """
     iterations = as_int(iterations, "iterations", minimum=0)
-    rounds = as_int(rounds, "rounds", minimum=1)
     polisher = as_choice(polisher, "polisher", POLISHERS)
+    if rounds is None:
+        rounds = 1 if polisher == "batched" else 4
+    rounds = as_int(rounds, "rounds", minimum=1)
     if iterations == 0:
         return 0, math.nan, False
     log_betas = bank.log_betas
