@@ -378,7 +378,7 @@ def train_bank(
         Encoder ``W P`` with ``P = chol(S + lo·I)⁻¹`` (else ``W / scale``).
     recipe_polish : bool, default False
         Polish as linvae's recipe polishes a β-VAE (:func:`polish_bank`: whitened again,
-        rows preconditioned, the scale-free objective, four L-BFGS runs; needs ``whiten``)
+        rows preconditioned, the scale-free objective, a batched L-BFGS; needs ``whiten``)
         rather than one L-BFGS run on the bank's loss as it is.
     device : str or torch.device, default "cpu"
         Where to train; the bank is moved there.
