@@ -263,9 +263,6 @@ def row_curvature_roots(V: torch.Tensor, log_betas: torch.Tensor, scale) -> torc
 
 
 POLISHERS = ("batched", "shared")
-#: Curvature pairs per member of the batched polish: on digits (1600 iterations, one run)
-#: 20 reached 2.1e-10 nats in 12.5 s of polish, 50 1.3e-10 in 23.1 s.
-POLISH_HISTORY = 20
 
 
 def polish_bank(bank: BetaVAEBank, mean: torch.Tensor, cov: torch.Tensor, iterations: int,
@@ -325,7 +322,7 @@ def polish_bank(bank: BetaVAEBank, mean: torch.Tensor, cov: torch.Tensor, iterat
             params = [scaled, *others]
             try:
                 for _ in range(rounds):
-                    result = batched_lbfgs(members, params, per_round, history=POLISH_HISTORY)
+                    result = batched_lbfgs(members, params, per_round)
                     evaluations += result.evaluations
                 final = float(result.values.sum())
             except KeyboardInterrupt:  # the params keep the last finished round's values
