@@ -33,6 +33,7 @@ from torch import nn
 from linvae._checks import as_beta_range, as_betas, as_choice, as_int, as_seed, resolve_device
 from linvae.analytic import moments
 
+from .batched_lbfgs import batched_lbfgs
 from .maps import (
     LinearFamily,
     Maps,
@@ -261,25 +262,38 @@ def row_curvature_roots(V: torch.Tensor, log_betas: torch.Tensor, scale) -> torc
     return torch.sqrt(V.square().sum(-2) + beta / scale**2)
 
 
+POLISHERS = ("batched", "shared")
+
+
 def polish_bank(bank: BetaVAEBank, mean: torch.Tensor, cov: torch.Tensor, iterations: int,
-                *, rounds: int = 4) -> tuple[int, float, bool]:  # fmt: skip
+                *, rounds: int | None = None, polisher: str = "batched",
+                ) -> tuple[int, float, bool]:  # fmt: skip
     """L-BFGS on every member's exact loss at once, as linvae's recipe polishes one β-VAE.
 
     As :func:`linvae.mrvae.recipe.train_recipe` does for a β-VAE at its β: the encoder
     whitened again with the smallest ridge round-off allows (``polish_ridge=0``: ``1e6·ε·tr
     S``) and cleared of what Adam put along directions of no variance, each member's encoder
-    rows scaled by :func:`row_curvature_roots`, then ``rounds`` L-BFGS runs (strong Wolfe,
-    ``⌈iterations/rounds⌉`` iterations each, a fresh curvature memory each) on
-    :func:`polish_objective`. One L-BFGS over the sum: its line searches are shared, every
-    gradient is each member's own. In place; the bank's ``factor`` becomes the polish's.
+    rows scaled by :func:`row_curvature_roots`, then ``rounds`` L-BFGS runs
+    (``⌈iterations/rounds⌉`` iterations each, a fresh curvature memory each; by default
+    1 batched, 4 shared: on digits, 1600 batched iterations left the β-VAEs 1.3e-10 nats
+    above the optimum in one run, 2.7e-9 in four) on
+    :func:`member_objectives`. ``polisher="batched"`` (the default):
+    :func:`linvae.mrvae.batched_lbfgs.batched_lbfgs`, every member its own memory and
+    Armijo step, no host read within a run. ``"shared"``: one torch L-BFGS (strong Wolfe)
+    over :func:`polish_objective`, the members sharing its line searches and memory. In
+    place; the bank's ``factor`` becomes the polish's.
 
     Returns
     -------
     (evaluations, final objective, interrupted)
-        Ctrl-C, or a line search that leaves the objective non-finite, puts back the
-        weights the run started from.
+        Ctrl-C, or (shared) a line search that leaves the objective non-finite, puts back
+        the weights the run started from; the batched polish rejects non-finite trials
+        member by member.
     """
     iterations = as_int(iterations, "iterations", minimum=0)
+    polisher = as_choice(polisher, "polisher", POLISHERS)
+    if rounds is None:
+        rounds = 1 if polisher == "batched" else 4
     rounds = as_int(rounds, "rounds", minimum=1)
     if iterations == 0:
         return 0, math.nan, False
@@ -296,21 +310,33 @@ def polish_bank(bank: BetaVAEBank, mean: torch.Tensor, cov: torch.Tensor, iterat
     scaled = nn.Parameter(bank.W.detach() * root_h)  # E_i = diag(1/√h_i) Y_i P
     others = [bank.V, bank.log_variance, bank.free_bias]
 
-    def objective():
-        maps = bank._maps_of(scaled / root_h, *others)
-        return polish_objective(exact_maps_loss(maps, log_betas, mean, cov), log_betas, bank.scale)
+    def members(tensors):
+        maps = bank._maps_of(tensors[0] / root_h, *tensors[1:])
+        return member_objectives(exact_maps_loss(maps, log_betas, mean, cov), log_betas,
+                                 bank.scale)  # fmt: skip
 
-    guard = Guard(bank, extra={"scaled": scaled})
-    evaluate = with_backward(objective)
+    per_round = -(-iterations // rounds)
     evaluations, final, interrupted = 0, math.nan, False
     try:
-        for _ in range(rounds):
-            count, final, interrupted = _polish(
-                -(-iterations // rounds), [scaled, *others], evaluate, guard
-            )
-            evaluations += count
-            if interrupted:
-                break
+        if polisher == "batched":
+            params = [scaled, *others]
+            try:
+                for _ in range(rounds):
+                    result = batched_lbfgs(members, params, per_round)
+                    evaluations += result.evaluations
+                final = float(result.values.sum())
+            except KeyboardInterrupt:  # the params keep the last finished round's values
+                interrupted = True
+                with torch.no_grad():
+                    final = float(members(params).sum())
+        else:
+            guard = Guard(bank, extra={"scaled": scaled})
+            evaluate = with_backward(lambda: members([scaled, *others]).sum())
+            for _ in range(rounds):
+                count, final, interrupted = _polish(per_round, [scaled, *others], evaluate, guard)
+                evaluations += count
+                if interrupted:
+                    break
     finally:
         with torch.no_grad():
             bank.W.copy_(scaled / root_h)
@@ -352,7 +378,7 @@ def train_bank(
         Encoder ``W P`` with ``P = chol(S + lo·I)⁻¹`` (else ``W / scale``).
     recipe_polish : bool, default False
         Polish as linvae's recipe polishes a β-VAE (:func:`polish_bank`: whitened again,
-        rows preconditioned, the scale-free objective, four L-BFGS runs; needs ``whiten``)
+        rows preconditioned, the scale-free objective, a batched L-BFGS; needs ``whiten``)
         rather than one L-BFGS run on the bank's loss as it is.
     device : str or torch.device, default "cpu"
         Where to train; the bank is moved there.

@@ -1,0 +1,255 @@
+r"""L-BFGS on N independent problems at once, every member its own memory and step size.
+
+Member i minimises its own objective ``f_i`` of its own parameters (row i of every
+tensor: a leading member axis). Each member keeps its own curvature pairs ``(s, y)``
+(tensors of shape (N, m, P)), runs its own two-loop recursion (batched over members) and
+its own backtracking Armijo line search: an iteration evaluates ``trials`` trial steps,
+each for all members at once, and every decision (accept, store a pair, shrink the step)
+is a ``torch.where`` on device tensors. The loop has a fixed length: an iteration reads
+nothing to the host (no ``float()``, ``.item()``, ``bool()`` of a tensor, no Python
+branch on a value), so on a GPU it queues without a synchronisation.
+
+A member that fails all its trials stays where it is and starts the next iteration from
+its last trial step times ``shrink`` (the backtracking goes on across iterations). A
+trial whose value or gradient is not finite is rejected for its member. A member whose
+gradient's largest entry is at most ``tolerance_grad`` takes zero steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from linvae._checks import as_int, as_real
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchedResult:
+    """What :func:`batched_lbfgs` ends with (device tensors; nothing read to the host).
+
+    values : (N,) each member's objective at its final parameters.
+    gradient_max : (N,) the largest entry of each member's gradient there.
+    accepted : (N,) how many of the iterations moved each member.
+    evaluations : int, evaluations of the objective (with its gradient).
+    """
+
+    values: torch.Tensor
+    gradient_max: torch.Tensor
+    accepted: torch.Tensor
+    evaluations: int
+
+
+def _check_params(params) -> list[torch.Tensor]:
+    if isinstance(params, torch.Tensor) or not isinstance(params, Sequence):
+        raise TypeError(f"params must be a sequence of tensors, got {type(params).__name__}")
+    params = list(params)
+    if not params:
+        raise ValueError("params must hold at least one tensor")
+    for p in params:
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params must hold tensors, got {type(p).__name__}")
+        if not p.is_floating_point():
+            raise TypeError(f"params must be floating-point tensors, got {p.dtype}")
+        if p.dim() < 1 or p.shape[0] < 1:
+            raise ValueError(f"params need a leading member axis of size ≥ 1, got {p.shape}")
+    first = params[0]
+    for p in params[1:]:
+        if p.shape[0] != first.shape[0]:
+            raise ValueError(
+                f"params must share the member axis, got {[q.shape[0] for q in params]}"
+            )
+        if p.dtype != first.dtype or p.device != first.device:
+            raise ValueError("params must share one dtype and device")
+    return params
+
+
+def batched_lbfgs(
+    objective: Callable[[list[torch.Tensor]], torch.Tensor],
+    params: Sequence[torch.Tensor],
+    iterations: int,
+    *,
+    history: int = 50,
+    trials: int = 1,
+    shrink: float = 0.5,
+    armijo: float = 1e-4,
+    slack: float = 1e-13,
+    tolerance_grad: float = 1e-12,
+) -> BatchedResult:
+    """Minimise N independent objectives at once; ``params`` are updated in place at the end.
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(tensors)`` → (N,): member i's objective from row i of each tensor
+        (tensors shaped as ``params``); members must be independent, so the gradient of
+        the sum is each member's own.
+    params : sequence of Tensor
+        Floating tensors with the same leading member axis N, dtype and device.
+    iterations : int
+        Iterations (≥ 0); each evaluates the objective ``trials`` times, plus one at the
+        start.
+    history : int, default 50
+        Curvature pairs kept per member.
+    trials : int, default 1
+        Trial steps per iteration (1, ``shrink``, ``shrink²``, … times the member's step).
+    shrink : float in (0, 1), default 0.5
+    armijo : float in (0, 1), default 1e-4
+        Sufficient decrease: accept ``f(x + t d) ≤ f(x) + armijo·t·∇f·d``.
+    slack : float ≥ 0, default 1e-13
+        Also accept a step that raises f by at most ``slack·|f|`` (round-off) if the slope
+        along d went from φ'(0) < 0 to within [0.9 φ'(0), −0.8 φ'(0)] (Hager and Zhang's
+        approximate Wolfe conditions): near the minimiser f's change is round-off and
+        the gradient still knows the way.
+    tolerance_grad : float ≥ 0, default 1e-12
+        A member whose gradient's largest entry is at most this takes zero steps.
+
+    Returns
+    -------
+    BatchedResult
+    """
+    if not callable(objective):
+        raise TypeError(f"objective must be callable, got {type(objective).__name__}")
+    params = _check_params(params)
+    iterations = as_int(iterations, "iterations", minimum=0)
+    history = as_int(history, "history", minimum=1)
+    trials = as_int(trials, "trials", minimum=1)
+    shrink, armijo = as_real(shrink, "shrink"), as_real(armijo, "armijo")
+    tolerance_grad = as_real(tolerance_grad, "tolerance_grad")
+    slack = as_real(slack, "slack")
+    if slack < 0:
+        raise ValueError(f"slack must be ≥ 0, got {slack}")
+    if not 0.0 < shrink < 1.0:
+        raise ValueError(f"shrink must lie in (0, 1), got {shrink}")
+    if not 0.0 < armijo < 1.0:
+        raise ValueError(f"armijo must lie in (0, 1), got {armijo}")
+    if not (tolerance_grad >= 0.0 and math.isfinite(tolerance_grad)):
+        raise ValueError(f"tolerance_grad must be finite and ≥ 0, got {tolerance_grad}")
+
+    N = params[0].shape[0]
+    shapes = [p.shape[1:] for p in params]
+    sizes = [math.prod(s) for s in shapes]
+
+    def unflatten(x: torch.Tensor) -> list[torch.Tensor]:
+        return [c.reshape(N, *s) for c, s in zip(x.split(sizes, dim=1), shapes, strict=True)]
+
+    def value_and_gradient(x: torch.Tensor):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            value = objective(unflatten(x))
+            if not isinstance(value, torch.Tensor) or value.shape != (N,):
+                shape = getattr(value, "shape", type(value).__name__)
+                raise ValueError(f"objective must return a tensor of shape ({N},), got {shape}")
+            (gradient,) = torch.autograd.grad(value.sum(), x)
+        return value.detach(), gradient
+
+    with torch.no_grad():
+        x = torch.cat([p.detach().reshape(N, -1) for p in params], dim=1)
+    f, g = value_and_gradient(x)
+    evaluations = 1
+    with torch.no_grad():
+        state = _State.start(x, g, history)
+        for _ in range(iterations):
+            x, f, g = state.iterate(x, f, g, value_and_gradient, trials, shrink, armijo,
+                                    slack, tolerance_grad)  # fmt: skip
+            evaluations += trials
+        for p, new in zip(params, unflatten(x), strict=True):
+            p.copy_(new)
+        return BatchedResult(f, g.abs().amax(dim=1), state.accepted, evaluations)
+
+
+@dataclasses.dataclass
+class _State:
+    """Per-member memory in a ring shared by the members (slot ``stored % m``, a host
+    count): a member that stores no pair at an iteration fills its slot with ρ = 0, a pair
+    the two-loop recursion passes over; γ is each member's initial scaling, ``step`` its
+    next trial step, ``accepted`` its count of iterations that moved it."""
+
+    S: torch.Tensor  # (m, N, P)
+    Y: torch.Tensor  # (m, N, P)
+    rho: torch.Tensor  # (m, N)
+    gamma: torch.Tensor  # (N,)
+    step: torch.Tensor  # (N,)
+    accepted: torch.Tensor  # (N,) long
+    stored: int = 0  # iterations so far: slots written
+
+    @classmethod
+    def start(cls, x: torch.Tensor, g: torch.Tensor, m: int) -> _State:
+        N, P = x.shape
+        zeros = x.new_zeros((m, N, P))
+        # the first step as torch's L-BFGS takes it: min(1, 1/‖g‖₁) along −g
+        gamma = torch.clamp(1.0 / g.abs().sum(dim=1), max=1.0)
+        gamma = torch.where(torch.isfinite(gamma), gamma, torch.ones_like(gamma))
+        return cls(zeros, zeros.clone(), x.new_zeros((m, N)), gamma, torch.ones_like(gamma),
+                   torch.zeros(N, dtype=torch.long, device=x.device))  # fmt: skip
+
+    def direction(self, g: torch.Tensor) -> torch.Tensor:
+        """−H g by each member's two-loop recursion, newest pair first (ρ = 0: no pair)."""
+        m = self.S.shape[0]
+        slots = [(self.stored - 1 - i) % m for i in range(min(self.stored, m))]
+        q, alphas = g.clone(), []
+        for slot in slots:
+            alpha = self.rho[slot] * torch.linalg.vecdot(self.S[slot], q)
+            q.addcmul_(alpha.unsqueeze(1), self.Y[slot], value=-1.0)
+            alphas.append(alpha)
+        r = self.gamma.unsqueeze(1) * q
+        for slot, alpha in zip(reversed(slots), reversed(alphas), strict=True):
+            beta = self.rho[slot] * torch.linalg.vecdot(self.Y[slot], r)
+            r.addcmul_((alpha - beta).unsqueeze(1), self.S[slot])
+        return r.neg_()
+
+    def iterate(self, x, f, g, value_and_gradient, trials, shrink, armijo, slack, tolerance_grad):
+        d = self.direction(g)
+        slope = (g * d).sum(dim=1)
+        steepest = -self.gamma.unsqueeze(1) * g
+        uphill = ~(slope < 0)  # not a descent direction (or NaN): scaled −g instead
+        d = torch.where(uphill.unsqueeze(1), steepest, d)
+        slope = torch.where(uphill, (g * steepest).sum(dim=1), slope)
+        done = g.abs().amax(dim=1) <= tolerance_grad
+        d = torch.where(done.unsqueeze(1), torch.zeros_like(d), d)
+        slope = torch.where(done, torch.zeros_like(slope), slope)
+
+        searching = torch.ones_like(done)
+        new_x, new_f, new_g, step = x, f, g, self.step
+        for j in range(trials):
+            trial_x = x + step.unsqueeze(1) * d
+            with torch.enable_grad():
+                trial_f, trial_g = value_and_gradient(trial_x)
+            finite = torch.isfinite(trial_f) & torch.isfinite(trial_g).all(dim=1)
+            decrease = trial_f <= f + armijo * step * slope
+            # Hager and Zhang's approximate Wolfe test, for steps whose change of f is
+            # round-off: f no more than `slack`·|f| higher, the slope along d shrunk
+            trial_slope = (trial_g * d).sum(dim=1)
+            approximate = (trial_f <= f + slack * f.abs()) & (trial_slope >= 0.9 * slope)
+            approximate = approximate & (trial_slope <= -0.8 * slope) & (slope < 0)
+            ok = searching & finite & (decrease | approximate)
+            new_x = torch.where(ok.unsqueeze(1), trial_x, new_x)
+            new_f = torch.where(ok, trial_f, new_f)
+            new_g = torch.where(ok.unsqueeze(1), trial_g, new_g)
+            searching = searching & ~ok
+            if j + 1 < trials:
+                step = torch.where(searching, step * shrink, step)
+        moved = ~searching
+        self.step = torch.where(moved, torch.ones_like(step), step * shrink)
+        self.accepted = self.accepted + moved.long()
+        self._remember(new_x - x, new_g - g, moved)
+        return new_x, new_f, new_g
+
+    def _remember(self, s, y, moved):
+        """Store (s, y) for members that moved with positive curvature sᵀy, (0, 0) and
+        ρ = 0 for the others."""
+        sy = torch.linalg.vecdot(s, y)
+        yy = torch.linalg.vecdot(y, y)
+        ss = torch.linalg.vecdot(s, s)
+        keep = moved & (sy > 1e-10 * torch.sqrt(ss) * torch.sqrt(yy)) & (yy > 0)
+        slot = self.stored % self.S.shape[0]
+        column = keep.unsqueeze(1)
+        self.S[slot] = torch.where(column, s, torch.zeros_like(s))
+        self.Y[slot] = torch.where(column, y, torch.zeros_like(y))
+        safe = torch.where(keep, sy, torch.ones_like(sy))
+        self.rho[slot] = torch.where(keep, 1.0 / safe, torch.zeros_like(sy))
+        safe_yy = torch.where(keep, yy, torch.ones_like(yy))
+        self.gamma = torch.where(keep, sy / safe_yy, self.gamma)
+        self.stored += 1
