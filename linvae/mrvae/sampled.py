@@ -266,7 +266,7 @@ class DataUnits:
 
     def __init__(
         self, data, ridge, precondition, *, rank=64, passes=4, batch=4096, seed=0, latents=None,
-        spread=None,
+        spread=30.0,
     ):  # fmt: skip
         n, d = data.shape
         self.mean = data.mean(0)
