@@ -148,11 +148,14 @@ def baseline_betas(config: CompareConfig, grid) -> np.ndarray:
     return np.geomspace(float(grid.min()), float(grid.max()), config.baselines)
 
 
-def _trained(model, X, config: CompareConfig, grid, name, beta, progress: bool) -> TrainResult:
+def _with_bar(name: str, progress: bool, run) -> TrainResult:
+    """``run(bar)``'s TrainResult, with a progress bar named ``name`` when ``progress``
+    closed on how training ended; Ctrl-C before the first step is an interrupted result
+    (training loops stop cleanly on it within)."""
     bar = TrainingBar(name) if progress else None
     try:
-        result = fit(model, X, config, grid, beta=beta, progress=bar)
-    except KeyboardInterrupt:  # before the first step (train stops cleanly within its loop)
+        result = run(bar)
+    except KeyboardInterrupt:
         result = TrainResult(0, 0.0, True, float("nan"))
     if bar is not None:
         bar.close(
@@ -163,6 +166,12 @@ def _trained(model, X, config: CompareConfig, grid, name, beta, progress: bool) 
             else ""
         )
     return result
+
+
+def _trained(model, X, config: CompareConfig, grid, name, beta, progress: bool) -> TrainResult:
+    return _with_bar(
+        name, progress, lambda bar: fit(model, X, config, grid, beta=beta, progress=bar)
+    )
 
 
 def train_mrvae(X, config: CompareConfig, grid, *, progress: bool = False):
@@ -220,25 +229,17 @@ def train_bank_baselines(X, config: CompareConfig, grid, *, progress: bool = Fal
     config = config.resolved()
     bank = new_bank(config, X.shape[1], grid)
     members = bank.members
-    bar = TrainingBar(f"{BANK_NAME} ({members})") if progress else None
     exact = config.objective == "exact"
     polish = polish_budget(bank.d, bank.k) if config.polish is None else config.polish
-    try:
-        result = train_bank(
+
+    def run(bar):
+        return train_bank(
             bank, X, objective=config.objective, steps=config.steps, lr=config.lr,
             batch_size=config.batch_size, polish=polish if exact else 0, seed=config.seed,
             recipe_polish=exact, device=config.device, progress=bar,
         )  # fmt: skip
-    except KeyboardInterrupt:  # before the first step (train_loop stops cleanly within)
-        result = TrainResult(0, 0.0, True, float("nan"))
-    if bar is not None:
-        bar.close(
-            "interrupted"
-            if result.interrupted
-            else f"diverged at step {result.diverged_at}"
-            if result.diverged_at is not None
-            else ""
-        )
+
+    result = _with_bar(f"{BANK_NAME} ({members})", progress, run)
     if result.interrupted or result.diverged_at is not None:
         return [], result.interrupted, _diverged(BANK_NAME, result)
     stats = moments(X)
