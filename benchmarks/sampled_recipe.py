@@ -57,6 +57,7 @@ ROWS = {
     "capped-100": {"precondition_spread": 100.0},
     "average-half": {"average_from": 0.5},
     "diagonal": {"precondition": "diagonal"},
+    "revive": {"revive_at": (0.1, 0.2, 0.3, 0.45, 0.6)},
     "lowrank-lr-0.01": {"precondition": "lowrank", "lr": 0.01},
     "lowrank-lr-0.003": {"precondition": "lowrank", "lr": 0.003},
     "lowrank-lr-0.01-both": {"precondition": "lowrank", "lr": 0.01, "beta_weight": "both"},
@@ -137,12 +138,13 @@ def measure(X, config, names, baselines, steps, log):
             "cpu_seconds": cpu,
             "evaluation_seconds": time.perf_counter() - started,
             "diverged_at": result.diverged_at,
+            "revived": result.revived_latents,
         }
         rows.append(row)
         log(
             f"{name:<16} max {row['max']:.2e} at {row['argmax_beta']:.3g}  max/β "
             f"{row['max_over_beta']:.2e} at {row['argmax_over_beta']:.3g}  live {row['live']}/{k}"
-            f"  {result.seconds:.1f} s ({cpu:.1f} s of CPU)"
+            f"  revived {result.revived_latents}  {result.seconds:.1f} s ({cpu:.1f} s of CPU)"
         )
     if baselines:
         rows.append(_baselines(X, config, grid, stats, eigvals, baselines, steps, log))

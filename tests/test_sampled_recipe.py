@@ -14,7 +14,10 @@ from linvae.mrvae.recipe import training_range
 from linvae.mrvae.sampled import (
     DataUnits,
     SampledConfig,
+    antithetic_terms,
     capped_ridge,
+    covariance_product,
+    revive_sampled,
     sampled_terms,
     train_sampled_recipe,
 )
@@ -77,6 +80,93 @@ def test_the_sampled_rate_is_the_kl_on_average_for_both_estimators():
     assert torch.allclose(closed, closed[0])  # closed form: the same for every draw
     spread = float(stl.std()) / math.sqrt(stl.numel())
     assert abs(float(stl.mean()) - float(closed[0])) < 4 * spread
+
+
+@pytest.mark.parametrize("estimator", ["stl", "reparameterised"])
+@pytest.mark.parametrize("latent", [True, False])
+def test_the_antithetic_pair_in_closed_form_is_the_mean_of_its_two_draws(estimator, latent):
+    # the same function of every weight: values and gradients agree to round-off
+    generator = torch.Generator().manual_seed(11)
+    d, k, n = 7, 3, 6
+    model = LatentMRVAE(d, k, beta_range=(0.01, 10.0)) if latent else one_layer_vae(d, k)
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    log_beta = torch.log(torch.tensor([0.01, 0.05, 0.3, 1.0, 4.0, 9.0], dtype=torch.float64))
+    noise = torch.randn(n, k, generator=generator, dtype=torch.float64)
+    weights = [
+        torch.randn(*shape, generator=generator, dtype=torch.float64).requires_grad_()
+        for shape in ((k, d), (d, k), (d,))
+    ]
+    replaced = ("encoder1", "decoder2", "bias")  # by the weights passed in
+    trained = weights + [
+        p for name, p in model.named_parameters() if p.requires_grad and name not in replaced
+    ]
+
+    def loss(rate, squared_error, betas):
+        return torch.mean(0.5 * squared_error + torch.exp(betas) * rate)
+
+    both = sampled_terms(
+        model, x.repeat(2, 1), log_beta.repeat(2), torch.cat([noise, -noise]), *weights,
+        estimator,
+    )  # fmt: skip
+    pair = antithetic_terms(model, x, log_beta, noise, *weights, estimator)
+    expected = loss(*both, log_beta.repeat(2))
+    got = loss(*pair, log_beta)
+    assert torch.allclose(got, expected, rtol=1e-13, atol=0)
+    for a, b in zip(
+        torch.autograd.grad(expected, trained), torch.autograd.grad(got, trained), strict=True
+    ):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12 * float(a.abs().max()))
+
+
+def test_the_covariance_product_from_batches_is_s_times_y():
+    X = torch.as_tensor(_gaussian(300, [3.0, 1.0, 0.5, 0.1], seed=12))
+    Y = torch.randn(4, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    S = torch.as_tensor(moments(X.numpy()).cov)
+    got = covariance_product(X, X.mean(0), Y, batch=7)
+    assert torch.allclose(got, S @ Y, rtol=1e-12, atol=1e-14)
+
+
+def test_revival_re_points_dead_latents_at_the_residual_and_leaves_the_rest(one_torch_thread):
+    # two latents live along the two leading directions, one dead: it is revived along the
+    # third direction (the residual's leading one) with one latent's optimum there
+    eigvals = [5.0, 3.0, 1.0, 0.01]
+    X = _gaussian(4000, eigvals, seed=13)
+    data = torch.as_tensor(X)
+    stats = moments(X)
+    lam, U = np.linalg.eigh(stats.cov)
+    lam, U = lam[::-1], U[:, ::-1]
+    lo = 0.1
+    model = LatentMRVAE(4, 3, beta_range=(lo, 10.0))
+    units = DataUnits(data, lo, "capped", rank=4, latents=3, spread=2.0)
+    model.set_input_mean(stats.mean)
+    log_lo = math.log(lo)
+    with torch.no_grad():
+        for gate in model.gate_modules():  # every gate open at lo
+            gate.bias.copy_(gate.input_center - math.log(100.0))
+        gates = model.gates(torch.tensor([log_lo], dtype=torch.float64))
+    g_e, g_d = float(gates.encoder2[0, 0]), float(gates.decoder1[0, 0])
+    E1 = np.zeros((3, 4))
+    D2 = np.zeros((4, 3))
+    for j in range(2):
+        E1[j] = U[:, j] / math.sqrt(lam[j]) / g_e
+        D2[:, j] = U[:, j] * math.sqrt(lam[j]) / g_d
+    E1[2] = 1e-9 * U[:, 3]  # dead: nothing decoded
+    W = units.unencoder(torch.as_tensor(E1)).clone()
+    V = torch.as_tensor(D2 / units.scale).clone()
+    with torch.no_grad():
+        model.encoder1.copy_(units.encoder(W))
+        model.decoder2.copy_(units.scale * V)
+    back = revive_sampled(model, W, V, units, data, log_lo, torch.Generator().manual_seed(0))
+    assert back.tolist() == [2]
+    column = (units.scale * V[:, 2]).numpy()
+    # along u₃ with residual variance λ₃ (the others take u₁, u₂ off exactly)
+    assert abs(abs(column @ U[:, 2]) - math.sqrt(lam[2])) < 1e-6
+    row = units.encoder(W)[2].numpy()
+    assert np.allclose(np.abs(row), np.abs(U[:, 2]) / math.sqrt(lam[2]), atol=1e-6)
+    assert np.allclose(V[:, :2].numpy(), D2[:, :2] / units.scale)  # the live ones untouched
+    # a latent beyond the data's rank stays dead: no direction left with variance above lo
+    back = revive_sampled(model, W, V, units, data, math.log(2.0), torch.Generator())
+    assert back.numel() == 0
 
 
 def test_the_lowrank_unit_is_the_inverse_root_of_the_covariance_at_full_rank(one_torch_thread):

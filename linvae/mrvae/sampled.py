@@ -60,6 +60,7 @@ from .recipe import (
     stratified,
     weighted_loss,
 )
+from .revive import REVIVE_ITERATIONS
 from .train import READ_INTERVAL, TrainResult, learning_rate_factor
 from .train import _Guard as Guard
 
@@ -145,6 +146,7 @@ class SampledConfig:
     average_from: float | None = 0.9
     close_fraction: float = 0.0
     close_batch_size: int = 0
+    revive_at: tuple = ()
     min_open: float = 0.05
     share_thresholds_from: float | None = 0.25
     seed: int = 0
@@ -171,6 +173,7 @@ class SampledConfig:
             else as_fraction(self.average_from, "average_from"),
             "close_fraction": as_fraction(self.close_fraction, "close_fraction"),
             "close_batch_size": as_int(self.close_batch_size, "close_batch_size", minimum=0),
+            "revive_at": tuple(as_fraction(f, "revive_at") for f in self.revive_at),
             "min_open": as_fraction(self.min_open, "min_open"),
             "share_thresholds_from": None
             if self.share_thresholds_from is None
@@ -231,6 +234,54 @@ def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator
         held_mean, held_log_c = mean.detach(), log_c.detach()
         rate = 0.5 * torch.sum(
             z**2 - held_log_c - (z - held_mean) ** 2 * torch.exp(-held_log_c), dim=-1
+        )
+    return rate, squared_error
+
+
+def antithetic_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator="stl"):
+    """:func:`sampled_terms` averaged over each antithetic pair ``z = μ ± √c ⊙ ε``, in closed
+    form: the same function of the weights (values and gradients) at half the decoder's
+    products.
+
+    The decoder is linear in z (no FiLM shifts), so with ``r = x − x̂(μ)`` and ``s = √c ⊙ ε``
+    the pair's mean squared error is ``‖r‖² + ‖A s‖²`` (A the decoder at β; the terms odd in
+    ε cancel as functions, not only in value), ``‖A s‖²`` through the Gram matrix ``D₂ᵀD₂``
+    (k×k) where the last decoder layer is ungated; the rate's is ``½Σ(μ² + s² − log c − s²/c)``
+    ("stl", q's parameters held in the last two terms) or the KL (eq. 14).
+
+    Parameters
+    ----------
+    As :func:`sampled_terms`, with x (B, d), log_beta (B,), noise (B, k): one row per pair.
+
+    Returns
+    -------
+    (rate, squared_error) : Tensors of shape (B,)
+        Each the mean over the pair's two draws.
+    """
+    pre = (x - model.input_mean) @ encoder1.T
+    hidden = model.encoder1_gate(pre, log_beta)
+    mean = model.encoder2_gate(hidden @ model.encoder2.T, log_beta)  # (B, k)
+    log_c = model.log_variance_at(log_beta)  # (B, k)
+    spread = torch.exp(0.5 * log_c) * noise  # s = √c ⊙ ε
+
+    def first_layer(z):
+        return model.decoder1_gate(z @ model.decoder1.T, log_beta)
+
+    reconstruction = model.decoder2_gate(first_layer(mean) @ decoder2.T, log_beta) + bias
+    squared_error = torch.sum((x - reconstruction) ** 2, dim=-1)
+    inner = first_layer(spread)
+    if model.decoder2_gate.activation == "none":  # ‖D₂ u‖² = uᵀ (D₂ᵀ D₂) u
+        squared_error = squared_error + torch.sum((inner @ (decoder2.T @ decoder2)) * inner, -1)
+    else:
+        squared_error = squared_error + torch.sum(
+            model.decoder2_gate(inner @ decoder2.T, log_beta) ** 2, dim=-1
+        )
+    if estimator == "reparameterised":  # eq. 14
+        rate = 0.5 * torch.sum(-log_c + mean**2 + torch.exp(log_c) - 1.0, dim=-1)
+    else:
+        held_log_c = log_c.detach()
+        rate = 0.5 * torch.sum(
+            mean**2 + spread**2 - held_log_c - spread**2 * torch.exp(-held_log_c), dim=-1
         )
     return rate, squared_error
 
@@ -308,6 +359,13 @@ class DataUnits:
             return W * self.column
         return self.rest * W + ((W @ self.basis) * self.along) @ self.basis.T
 
+    def unencoder(self, E1: torch.Tensor) -> torch.Tensor:
+        """The W of an encoder ``E₁ = W P`` (m, d): ``W = E₁ P⁻¹``, P symmetric, O(m·d·r)."""
+        if self.basis is None:
+            return E1 / self.column
+        inverse_along = 1.0 / (self.rest + self.along) - 1.0 / self.rest  # (r,)
+        return E1 / self.rest + ((E1 @ self.basis) * inverse_along) @ self.basis.T
+
 
 def capped_ridge(largest: float, smallest: float, spread: float) -> float:
     """The largest ridge ρ at which the preconditioned spectrum ``λ/(λ + ρ)`` spans at most
@@ -341,7 +399,7 @@ def leading_directions(data, mean, rank, passes, batch=4096, seed=0):
     (Q, λ) : Tensors of shape (d, r) and (r,)
         Orthonormal directions and their Rayleigh quotients (clamped at 0), ascending.
     """
-    n, d = data.shape
+    d = data.shape[1]
     rank = as_int(rank, "rank", minimum=1)
     if rank > d:
         raise ValueError(f"rank must be <= d = {d}, got {rank}")
@@ -351,17 +409,66 @@ def leading_directions(data, mean, rank, passes, batch=4096, seed=0):
     omega = torch.randn(d, rank, generator=generator, dtype=torch.float64).to(data)
     omega = torch.linalg.qr(omega).Q
     for _ in range(passes):
-        product = torch.zeros_like(omega)
-        for rows in torch.split(data, batch):
-            centred = rows - mean
-            product += centred.T @ (centred @ omega)
-        product /= n  # S Ω
+        product = covariance_product(data, mean, omega, batch)  # S Ω
         ritz = omega.T @ product  # Ωᵀ S Ω (r, r)
         omega_next = torch.linalg.qr(product).Q
         values, vectors = torch.linalg.eigh(0.5 * (ritz + ritz.T))
         basis = omega @ vectors
         omega = omega_next
     return basis, values.clamp(min=0.0)
+
+
+def covariance_product(data, mean, Y, batch=4096):
+    """``S Y`` for the data's ML covariance S, accumulated over row blocks of ``batch``:
+    no (d, d) matrix, O(n·d·r) for Y of shape (d, r)."""
+    product = torch.zeros_like(Y)
+    for rows in torch.split(data, batch):
+        centred = rows - mean
+        product += centred.T @ (centred @ Y)
+    return product / data.shape[0]
+
+
+@torch.no_grad()
+def revive_sampled(model, W, V, units, data, log_lo, generator, *, batch=4096,
+                   iterations=REVIVE_ITERATIONS) -> torch.Tensor:  # fmt: skip
+    """Re-point the latents that explain nothing at the range's bottom at the residual's
+    leading directions, from data passes (:mod:`linvae.mrvae.revive`, with S's products
+    accumulated over the data: no (d, d) matrix).
+
+    A latent explains nothing at lo when its decoder column's squared norm is below
+    ``lo/100``: at the optimum a latent live there carries ``λ − lo`` (eq. 22), and the
+    grid's smallest live λ is above lo. Each is re-pointed along a direction u of residual
+    variance μ > lo as one latent's optimum on the residual: ``E₁`` row ``uᵀ(I − DE)/√μ``
+    (written into W through the unit's inverse), ``D₂`` column ``√μ u`` (into V).
+    ``model`` holds the current weights. Returns the indices of those revived.
+    """
+    log_beta = torch.tensor([log_lo], dtype=model.dtype, device=data.device)
+    E, _, D, _, _ = (t[0] for t in model.matrices(log_beta))
+    lo = math.exp(log_lo)
+    dead = torch.nonzero(D.square().sum(0) < 0.01 * lo).flatten()
+    if dead.numel() == 0:
+        return dead
+    mean = units.mean
+
+    def residual(Q):  # R Q = (I − DE) S (I − DE)ᵀ Q over the data
+        Y = covariance_product(data, mean, Q - E.T @ (D.T @ Q), batch)
+        return Y - D @ (E @ Y)
+
+    start = torch.randn(model.d, dead.numel(), generator=generator, dtype=data.dtype)
+    Q = torch.linalg.qr(start.to(data.device)).Q
+    for _ in range(iterations):
+        Q = torch.linalg.qr(residual(Q)).Q
+    T = Q.T @ residual(Q)
+    mu, vectors = torch.linalg.eigh(0.5 * (T + T.T))
+    U, mu = (Q @ vectors).flip(1), mu.flip(0)
+    chosen = mu > lo
+    dead, U, mu = dead[: int(chosen.sum())], U[:, chosen], mu[chosen]
+    if dead.numel() == 0:
+        return dead
+    rows = (U.T - (U.T @ D) @ E) / mu.sqrt().unsqueeze(1)  # E₁ rows (m, d)
+    W[dead] = units.unencoder(rows)
+    V[:, dead] = U * mu.sqrt() / units.scale
+    return dead
 
 
 def _check_data(model: LinearMRVAE, X) -> np.ndarray:
@@ -405,13 +512,11 @@ class _Batches:
         return self.log_lo + (self.log_hi - self.log_lo) * u**self.config.beta_power
 
     def draw(self, size: int):
-        pairs = self.config.antithetic
+        pairs = self.config.antithetic  # each example twice, with ε and −ε, at one β
         index = self.indices(max(size // 2, 1) if pairs else size)
         size = index.shape[0]
         log_beta = self.log_beta(size)
         noise = torch.randn(size, self.k, generator=self.generator, dtype=torch.float64)
-        if pairs:  # each example twice, with ε and −ε, at one β
-            index, log_beta, noise = index.repeat(2), log_beta.repeat(2), torch.cat([noise, -noise])
         move = {"dtype": self.dtype, "device": self.device}
         return index.to(self.device), log_beta.to(**move), noise.to(**move)
 
@@ -500,8 +605,10 @@ def train_sampled_recipe(
     fixed = None if beta is None else math.log(beta)
     batches = _Batches(config, n, model.k, (log_lo, log_hi), fixed, dtype, device)
 
+    terms = antithetic_terms if config.antithetic else sampled_terms
+
     def loss_of(index, log_beta, noise):
-        rate, squared_error = sampled_terms(
+        rate, squared_error = terms(
             model, data[index], log_beta, noise, units.encoder(W), scale * V,
             units.mean + scale * b_free, config.estimator,
         )  # fmt: skip
@@ -518,6 +625,8 @@ def train_sampled_recipe(
     )
     guard = Guard(model, extra=trained)
     shared, average, averaged = False, None, 0
+    revived = 0
+    revive_steps = {round(f * config.steps) for f in config.revive_at} if latent else set()
     last_read, loss_read, done, diverged, interrupted = -math.inf, math.nan, 0, None, False
     start = time.perf_counter()
     try:
@@ -534,6 +643,13 @@ def train_sampled_recipe(
             if keep_open:
                 model.keep_open(floor)
             done = step + 1
+            if done in revive_steps:
+                with torch.no_grad():
+                    model.encoder1.copy_(units.encoder(W))
+                    model.decoder2.copy_(scale * V)
+                back = revive_sampled(model, W, V, units, data, log_lo, batches.generator)
+                revived += int(back.numel())
+                _restart_moments(optimizer, W, V, back)
             if average_at is not None and done > average_at:
                 averaged += 1
                 with torch.no_grad():
@@ -567,4 +683,27 @@ def train_sampled_recipe(
             _untie_thresholds(model)
     seconds = time.perf_counter() - start
     steps = guard.step if diverged is not None else done
-    return TrainResult(steps, seconds, interrupted, loss_read, diverged_at=diverged)
+    return TrainResult(
+        steps, seconds, interrupted, loss_read, diverged_at=diverged, revived_latents=revived
+    )
+
+
+@torch.no_grad()
+def _restart_moments(optimizer, W, V, latents) -> None:
+    """Adam's moments of the revived rows of W and columns of V: the first 0, the second the
+    median of the other latents' (a zero second moment would make the first step ~3 lr)."""
+    if latents.numel() == 0:
+        return
+    keep = torch.ones(W.shape[0], dtype=torch.bool, device=W.device)
+    keep[latents] = False
+    for p, axis in ((W, 0), (V, 1)):
+        state = optimizer.state.get(p)
+        if not state:
+            continue
+        first, second = state["exp_avg"], state["exp_avg_sq"]
+        if axis == 0:
+            first[latents] = 0.0
+            second[latents] = second[keep].median() if keep.any() else 0.0
+        else:
+            first[:, latents] = 0.0
+            second[:, latents] = second[:, keep].median() if keep.any() else 0.0
