@@ -429,46 +429,53 @@ def covariance_product(data, mean, Y, batch=4096):
 
 
 @torch.no_grad()
-def revive_sampled(model, W, V, units, data, log_lo, generator, *, batch=4096,
+def revive_sampled(model, W, V, units, data, log_lo, log_floor, generator, *, batch=4096,
                    iterations=REVIVE_ITERATIONS) -> torch.Tensor:  # fmt: skip
-    """Re-point the latents that explain nothing at the range's bottom at the residual's
-    leading directions, from data passes (:mod:`linvae.mrvae.revive`, with S's products
-    accumulated over the data: no (d, d) matrix).
+    """Re-point the latents held open only by ``keep_open`` at the residual's leading
+    directions, from data passes (:mod:`linvae.mrvae.revive`, with S's products accumulated
+    over the data: no (d, d) matrix).
 
-    A latent explains nothing at lo when its decoder column's squared norm is below
-    ``lo/100``: at the optimum a latent live there carries ``λ − lo`` (eq. 22), and the
-    grid's smallest live λ is above lo. Each is re-pointed along a direction u of residual
-    variance μ > lo as one latent's optimum on the residual: ``E₁`` row ``uᵀ(I − DE)/√μ``
-    (written into W through the unit's inverse), ``D₂`` column ``√μ u`` (into V).
-    ``model`` holds the current weights. Returns the indices of those revived.
+    A latent whose threshold the projection holds at ``log_floor`` would shut on the range
+    above it: it explains a direction of variance below ``e^floor``, while at the optimum
+    every latent live on the full grid shuts at its λ ≥ λ_k, above the floor (measured at
+    d = 3025: 43 of 64 latents pinned there, 1.7 nats). The residual is taken at lo
+    without those latents, ``R = (I − D E) S (I − D E)ᵀ`` (E, D at lo, their rows and
+    columns zero), and each is re-pointed along a leading direction u of residual variance
+    μ > ``e^floor`` as one latent's optimum on the residual: ``E₁`` row ``uᵀ(I − DE)/√μ``
+    (written into W through the unit's inverse), ``D₂`` column ``√μ u`` (into V), its
+    thresholds at ``log μ`` (eqs. 21–23 for one latent: it shuts at β = μ). ``model``
+    holds the current weights. Returns the indices of those revived.
     """
+    span = abs(log_floor - log_lo)
+    pinned = torch.nonzero(model.shut_latents(log_floor + 1e-9 * span)).flatten()
+    if pinned.numel() == 0:
+        return pinned
     log_beta = torch.tensor([log_lo], dtype=model.dtype, device=data.device)
-    E, _, D, _, _ = (t[0] for t in model.matrices(log_beta))
-    lo = math.exp(log_lo)
-    dead = torch.nonzero(D.square().sum(0) < 0.01 * lo).flatten()
-    if dead.numel() == 0:
-        return dead
+    E, _, D, _, _ = (t[0].clone() for t in model.matrices(log_beta))
+    E[pinned], D[:, pinned] = 0.0, 0.0
     mean = units.mean
 
     def residual(Q):  # R Q = (I − DE) S (I − DE)ᵀ Q over the data
         Y = covariance_product(data, mean, Q - E.T @ (D.T @ Q), batch)
         return Y - D @ (E @ Y)
 
-    start = torch.randn(model.d, dead.numel(), generator=generator, dtype=data.dtype)
+    start = torch.randn(model.d, pinned.numel(), generator=generator, dtype=data.dtype)
     Q = torch.linalg.qr(start.to(data.device)).Q
     for _ in range(iterations):
         Q = torch.linalg.qr(residual(Q)).Q
     T = Q.T @ residual(Q)
     mu, vectors = torch.linalg.eigh(0.5 * (T + T.T))
     U, mu = (Q @ vectors).flip(1), mu.flip(0)
-    chosen = mu > lo
-    dead, U, mu = dead[: int(chosen.sum())], U[:, chosen], mu[chosen]
-    if dead.numel() == 0:
-        return dead
+    chosen = mu > math.exp(log_floor)
+    revived, U, mu = pinned[: int(chosen.sum())], U[:, chosen], mu[chosen]
+    if revived.numel() == 0:
+        return revived
     rows = (U.T - (U.T @ D) @ E) / mu.sqrt().unsqueeze(1)  # E₁ rows (m, d)
-    W[dead] = units.unencoder(rows)
-    V[:, dead] = U * mu.sqrt() / units.scale
-    return dead
+    W[revived] = units.unencoder(rows)
+    V[:, revived] = U * mu.sqrt() / units.scale
+    for gate in {id(g.bias): g for g in model.gate_modules()}.values():  # η₀ = center − b
+        gate.bias[revived] = gate.input_center - torch.log(mu).to(gate.bias)
+    return revived
 
 
 def _check_data(model: LinearMRVAE, X) -> np.ndarray:
@@ -647,9 +654,9 @@ def train_sampled_recipe(
                 with torch.no_grad():
                     model.encoder1.copy_(units.encoder(W))
                     model.decoder2.copy_(scale * V)
-                back = revive_sampled(model, W, V, units, data, log_lo, batches.generator)
+                back = revive_sampled(model, W, V, units, data, log_lo, floor, batches.generator)
                 revived += int(back.numel())
-                _restart_moments(optimizer, W, V, back)
+                _restart_moments(optimizer, W, V, model, back)
             if average_at is not None and done > average_at:
                 averaged += 1
                 with torch.no_grad():
@@ -689,21 +696,20 @@ def train_sampled_recipe(
 
 
 @torch.no_grad()
-def _restart_moments(optimizer, W, V, latents) -> None:
-    """Adam's moments of the revived rows of W and columns of V: the first 0, the second the
-    median of the other latents' (a zero second moment would make the first step ~3 lr)."""
+def _restart_moments(optimizer, W, V, model, latents) -> None:
+    """Adam's moments of the revived latents (rows of W, columns of V, their thresholds):
+    the first 0, the second the median of the other latents' (a zero second moment would
+    make the first step about 3 lr)."""
     if latents.numel() == 0:
         return
     keep = torch.ones(W.shape[0], dtype=torch.bool, device=W.device)
     keep[latents] = False
-    for p, axis in ((W, 0), (V, 1)):
+    tensors = [(W, 0), (V, 1), *((g.bias, 0) for g in model.gate_modules())]
+    for p, axis in {id(p): (p, axis) for p, axis in tensors}.values():
         state = optimizer.state.get(p)
         if not state:
             continue
-        first, second = state["exp_avg"], state["exp_avg_sq"]
-        if axis == 0:
-            first[latents] = 0.0
-            second[latents] = second[keep].median() if keep.any() else 0.0
-        else:
-            first[:, latents] = 0.0
-            second[:, latents] = second[:, keep].median() if keep.any() else 0.0
+        for name, fill in (("exp_avg", None), ("exp_avg_sq", "median")):
+            moment = state[name].movedim(axis, 0)
+            value = moment[keep].median() if fill and keep.any() else 0.0
+            moment[latents] = value
