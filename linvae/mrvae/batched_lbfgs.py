@@ -2,8 +2,9 @@ r"""L-BFGS on N independent problems at once, every member its own memory and st
 
 Member i minimises its own objective ``f_i`` of its own parameters (row i of every
 tensor: a leading member axis). Each member keeps its own curvature pairs ``(s, y)``
-(tensors of shape (N, m, P)), runs its own two-loop recursion (batched over members) and
-its own backtracking Armijo line search: an iteration evaluates ``trials`` trial steps,
+(tensors of shape (N, m, P)), forms its own L-BFGS direction (the compact form, batched
+over members) and runs its own backtracking Armijo line search: an iteration evaluates
+``trials`` trial steps,
 each for all members at once, and every decision (accept, store a pair, shrink the step)
 is a ``torch.where`` on device tensors. The loop has a fixed length: an iteration reads
 nothing to the host (no ``float()``, ``.item()``, ``bool()`` of a tensor, no Python
@@ -163,13 +164,17 @@ def batched_lbfgs(
 @dataclasses.dataclass
 class _State:
     """Per-member memory in a ring shared by the members (slot ``stored % m``, a host
-    count): a member that stores no pair at an iteration fills its slot with ρ = 0, a pair
-    the two-loop recursion passes over; γ is each member's initial scaling, ``step`` its
-    next trial step, ``accepted`` its count of iterations that moved it."""
+    count): a member that stores no pair at an iteration fills its slot with (0, 0) and
+    ρ = 0, a pair the recursion passes over; γ is each member's initial scaling, ``step``
+    its next trial step, ``accepted`` its count of iterations that moved it. ``SY`` and
+    ``YY`` hold each member's ``s_iᵀ y_j`` and ``y_iᵀ y_j`` in slot order, a row and a
+    column written with each pair (:meth:`direction`'s compact form)."""
 
-    S: torch.Tensor  # (m, N, P)
-    Y: torch.Tensor  # (m, N, P)
-    rho: torch.Tensor  # (m, N)
+    S: torch.Tensor  # (N, m, P)
+    Y: torch.Tensor  # (N, m, P)
+    SY: torch.Tensor  # (N, m, m)
+    YY: torch.Tensor  # (N, m, m)
+    rho: torch.Tensor  # (N, m)
     gamma: torch.Tensor  # (N,)
     step: torch.Tensor  # (N,)
     accepted: torch.Tensor  # (N,) long
@@ -178,27 +183,40 @@ class _State:
     @classmethod
     def start(cls, x: torch.Tensor, g: torch.Tensor, m: int) -> _State:
         N, P = x.shape
-        zeros = x.new_zeros((m, N, P))
+        zeros = x.new_zeros((N, m, P))
+        small = x.new_zeros((N, m, m))
         # the first step as torch's L-BFGS takes it: min(1, 1/‖g‖₁) along −g
         gamma = torch.clamp(1.0 / g.abs().sum(dim=1), max=1.0)
         gamma = torch.where(torch.isfinite(gamma), gamma, torch.ones_like(gamma))
-        return cls(zeros, zeros.clone(), x.new_zeros((m, N)), gamma, torch.ones_like(gamma),
-                   torch.zeros(N, dtype=torch.long, device=x.device))  # fmt: skip
+        return cls(zeros, zeros.clone(), small, small.clone(), x.new_zeros((N, m)), gamma,
+                   torch.ones_like(gamma), torch.zeros(N, dtype=torch.long, device=x.device))  # fmt: skip
 
     def direction(self, g: torch.Tensor) -> torch.Tensor:
-        """−H g by each member's two-loop recursion, newest pair first (ρ = 0: no pair)."""
-        m = self.S.shape[0]
-        slots = [(self.stored - 1 - i) % m for i in range(min(self.stored, m))]
-        q, alphas = g.clone(), []
-        for slot in slots:
-            alpha = self.rho[slot] * torch.linalg.vecdot(self.S[slot], q)
-            q.addcmul_(alpha.unsqueeze(1), self.Y[slot], value=-1.0)
-            alphas.append(alpha)
-        r = self.gamma.unsqueeze(1) * q
-        for slot, alpha in zip(reversed(slots), reversed(alphas), strict=True):
-            beta = self.rho[slot] * torch.linalg.vecdot(self.Y[slot], r)
-            r.addcmul_((alpha - beta).unsqueeze(1), self.S[slot])
-        return r.neg_()
+        """−H g, H each member's L-BFGS inverse Hessian of its stored pairs (ρ = 0: none),
+        in Byrd, Nocedal and Schnabel's compact form (1994, eq. 3.1 with H₀ = γI):
+        ``H g = γg + S p − γ Y R⁻¹a``, ``p = R⁻ᵀ((D + γYᵀY) R⁻¹a − γ Yᵀg)``, ``a = Sᵀg``,
+        R the upper triangle of ``SᵀY`` in the pairs' order, D its diagonal. The two-loop
+        recursion's result to round-off in 36 top-level tensor operations whatever the
+        memory, where the recursion took 754 with 50 pairs (on a GPU, a kernel or more
+        each); storing a pair takes 53, 36 before (``SY``, ``YY``)."""
+        if self.stored == 0:
+            return -self.gamma.unsqueeze(1) * g
+        m = self.S.shape[1]
+        shift = -(self.stored % m) if self.stored >= m else 0  # slot order → oldest first
+        gamma = self.gamma.view(-1, 1, 1)
+        column = g.unsqueeze(2)  # (N, P, 1)
+        a = torch.bmm(self.S, column).roll(shift, 1)  # (N, m, 1), oldest pair first
+        b = torch.bmm(self.Y, column).roll(shift, 1)
+        SY = self.SY.roll((shift, shift), (1, 2))
+        YY = self.YY.roll((shift, shift), (1, 2))
+        empty = (self.rho == 0).roll(shift, 1)  # a slot of (0, 0): 1 on R's diagonal
+        R = SY.triu() + torch.diag_embed(empty.to(g.dtype))
+        u = torch.linalg.solve_triangular(R, a, upper=True)  # R⁻¹a
+        w = SY.diagonal(dim1=1, dim2=2).unsqueeze(2) * u + gamma * (torch.bmm(YY, u) - b)
+        p = torch.linalg.solve_triangular(R.mT, w, upper=False)
+        p, u = p.roll(-shift, 1), u.roll(-shift, 1)  # back to slot order
+        Hg = gamma * column + torch.bmm(self.S.mT, p) - gamma * torch.bmm(self.Y.mT, u)
+        return Hg.squeeze(2).neg_()
 
     def iterate(self, x, f, g, value_and_gradient, trials, shrink, armijo, slack, tolerance_grad):
         d = self.direction(g)
@@ -244,12 +262,19 @@ class _State:
         yy = torch.linalg.vecdot(y, y)
         ss = torch.linalg.vecdot(s, s)
         keep = moved & (sy > 1e-10 * torch.sqrt(ss) * torch.sqrt(yy)) & (yy > 0)
-        slot = self.stored % self.S.shape[0]
+        slot = self.stored % self.S.shape[1]
         column = keep.unsqueeze(1)
-        self.S[slot] = torch.where(column, s, torch.zeros_like(s))
-        self.Y[slot] = torch.where(column, y, torch.zeros_like(y))
+        s = torch.where(column, s, torch.zeros_like(s))
+        y = torch.where(column, y, torch.zeros_like(y))
+        self.S[:, slot] = s
+        self.Y[:, slot] = y
+        self.SY[:, slot] = torch.bmm(self.Y, s.unsqueeze(2)).squeeze(2)  # s_newᵀ y_j
+        self.SY[:, :, slot] = torch.bmm(self.S, y.unsqueeze(2)).squeeze(2)  # s_iᵀ y_new
+        yy_new = torch.bmm(self.Y, y.unsqueeze(2)).squeeze(2)
+        self.YY[:, slot] = yy_new
+        self.YY[:, :, slot] = yy_new
         safe = torch.where(keep, sy, torch.ones_like(sy))
-        self.rho[slot] = torch.where(keep, 1.0 / safe, torch.zeros_like(sy))
+        self.rho[:, slot] = torch.where(keep, 1.0 / safe, torch.zeros_like(sy))
         safe_yy = torch.where(keep, yy, torch.ones_like(yy))
         self.gamma = torch.where(keep, sy / safe_yy, self.gamma)
         self.stored += 1
