@@ -18,6 +18,7 @@ from linvae.mrvae.model import LatentMRVAE, model_from_config, one_layer_vae
 from linvae.mrvae.recipe import (
     RecipeConfig,
     adam_dtype,
+    polisher_for,
     train_recipe,
     training_range,
     whitening_factor,
@@ -441,3 +442,10 @@ def test_a_device_polish_interrupted_or_ending_non_finite_puts_back_its_start(mo
 def test_the_polisher_is_one_of_its_choices(value, error):
     with pytest.raises(error, match="polisher"):
         RecipeConfig(polisher=value)
+
+
+def test_auto_polishes_on_the_device_on_cuda_and_by_strong_wolfe_elsewhere():
+    assert RecipeConfig().polisher == "auto"
+    assert polisher_for("auto", torch.device("cuda", 0)) == "device"
+    assert polisher_for("auto", torch.device("cpu")) == "strong-wolfe"
+    assert polisher_for("device", torch.device("cpu")) == "device"

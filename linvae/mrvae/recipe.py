@@ -29,9 +29,10 @@ Each choice below was measured, one change at a time, on digits and on 28×28 pa
   ``E₁ = W₀ P·S(S + lo·I)⁻¹``: no encoder weight along directions the data do not excite.
 - **Optimiser**: Adam, warm-up then cosine decay; after each step the σ_D gates are kept
   open on the bottom 5 % of the range (a gate shut on the whole range has no gradient);
-  then L-BFGS (strong Wolfe, four runs; between them each latent a run shut re-pointed at
-  the residual's leading directions and kept open, :mod:`.revive`, and each pair of
-  latents rotated into each other turned apart, ``unmix``) on a fixed
+  then L-BFGS (strong Wolfe on the CPU; on CUDA a batched L-BFGS that reads nothing to
+  the host within a run, ``polisher``; four runs; between them each latent a run shut
+  re-pointed at the residual's leading directions and kept open, :mod:`.revive`, and
+  each pair of latents rotated into each other turned apart, ``unmix``) on a fixed
   quadrature of the same density, ``4e8/(k·d²)`` iterations within [1500, 15000]
   (:func:`polish_budget`), the encoder whitened again with the smallest ridge round-off
   allows (``polish_ridge``: below Adam's ridge the Lagrangian's curvature is still S's)
@@ -87,7 +88,7 @@ BETA_WEIGHTS = ("inverse", "flat", "both")
 POLISH_FORMS = ("auto", "trace", "residual")
 
 #: Who runs the polish's L-BFGS (``RecipeConfig.polisher``).
-POLISHERS = ("strong-wolfe", "device")
+POLISHERS = ("auto", "strong-wolfe", "device")
 
 #: :func:`polish_budget`: the polish's iterations, ``POLISH_ARITHMETIC/(k·d²)`` within
 #: ``POLISH_ITERATIONS``.
@@ -105,6 +106,14 @@ def polish_budget(d: int, k: int) -> int:
     ``4e8/(k·d²)`` rounded, within [1500, 15000] (see there)."""
     low, high = POLISH_ITERATIONS
     return int(min(high, max(low, round(POLISH_ARITHMETIC / (k * d * d)))))
+
+
+def polisher_for(polisher: str, device) -> str:
+    """``RecipeConfig.polisher`` resolved for ``device`` (a torch.device): "auto" is
+    "device" on CUDA, "strong-wolfe" elsewhere."""
+    if polisher != "auto":
+        return polisher
+    return "device" if torch.device(device).type == "cuda" else "strong-wolfe"
 
 
 def polish_form_for(form: str, model, trace: float, lo: float, nodes: int) -> str:
@@ -198,14 +207,18 @@ class RecipeConfig:
         where the last latents open and which the data's unit weighs β times less; the
         data's unit ("flat") holds the large β, where excess/β is small but the excess in
         nats is not (docs/results.md, "Any data").
-    polisher : {"strong-wolfe", "device"}, default "strong-wolfe"
+    polisher : {"auto", "strong-wolfe", "device"}, default "auto"
         Who runs each polish run's L-BFGS (history 50): "strong-wolfe", torch's L-BFGS
         with its strong Wolfe line search, which reads the loss to the host at every
         evaluation (on a GPU, a synchronisation an iteration); "device",
         :func:`linvae.mrvae.batched_lbfgs.batched_lbfgs` with one member, an Armijo or
         approximate-Wolfe step and every decision a tensor operation: one evaluation an
-        iteration and one host read a run, at its end (docs/results.md, "The recipe's
-        polish on the device").
+        iteration and one host read a run, at its end; "auto": "device" on CUDA,
+        "strong-wolfe" elsewhere (:func:`polisher_for`). On the CPU, one thread, the
+        device polish took digits to 7.1e-15 nats (strong Wolfe 1.4e-9) but in 1.5× the
+        polish's time (7.7 against 5.0 s), and d = 784 patches to 3.9e-6 (3.3e-6) in
+        25.4 against 23.6 s: not as good there, so the CPU keeps strong Wolfe
+        (docs/results.md, "The recipe's polish on the device"; its GPU figures are owed).
     polish_rounds : int, default 4
         The polish's iterations in this many L-BFGS runs, the σ_D gates kept open
         (``min_open``) after each but the last: a gate the polish shut on the whole range
@@ -301,7 +314,7 @@ class RecipeConfig:
     polish_form: str = "auto"
     polish_nodes: int = 64
     polish_weight: str = "both"
-    polisher: str = "strong-wolfe"
+    polisher: str = "auto"
     polish_rounds: int = 4
     min_open: float = 0.05
     share_thresholds_from: float | None = 0.25
@@ -739,15 +752,16 @@ def train_recipe(
                     root_h = ((decoder2().square().sum(0) + lo) / scale**2).sqrt()
                     W.mul_(root_h.unsqueeze(1))
                     row_scale.copy_(root_h.unsqueeze(1))
+            polisher = polisher_for(config.polisher, device)
             per_round = -(-iterations // config.polish_rounds)
             for round_ in range(1, config.polish_rounds + 1):
                 if config.precondition_polish:
                     count, final, interrupted = _preconditioned_polish(
-                        per_round, model, trained, evaluate, guard, root_h, config.polisher
+                        per_round, model, trained, evaluate, guard, root_h, polisher
                     )
                 else:
                     count, final, interrupted = _polish(
-                        per_round, params, evaluate, guard, config.polisher
+                        per_round, params, evaluate, guard, polisher
                     )
                 evaluations += count
                 if interrupted:
