@@ -217,8 +217,8 @@ class RecipeConfig:
         "strong-wolfe" elsewhere (:func:`polisher_for`). On the CPU, one thread, the
         device polish took digits to 7.1e-15 nats (strong Wolfe 1.4e-9) but in 1.5× the
         polish's time (7.7 against 5.0 s), and d = 784 patches to 3.9e-6 (3.3e-6) in
-        25.4 against 23.6 s: not as good there, so the CPU keeps strong Wolfe
-        (docs/results.md, "The recipe's polish on the device"; its GPU figures are owed).
+        1.08 to 1.28× the time (two runs): not as good there, so the CPU keeps strong
+        Wolfe (docs/results.md, "The recipe's polish on the device"; GPU figures owed).
     polish_rounds : int, default 4
         The polish's iterations in this many L-BFGS runs, the σ_D gates kept open
         (``min_open``) after each but the last: a gate the polish shut on the whole range
