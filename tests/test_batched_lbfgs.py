@@ -5,9 +5,20 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import linvae.mrvae.batched_lbfgs as module
 from linvae.mrvae.batched_lbfgs import _State, batched_lbfgs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(autouse=True, params=["two-loop", "compact"])
+def direction_form(request, monkeypatch):
+    """Every test with each form of the direction: the CPU's (the two-loop recursion) and
+    the one taken off the CPU (the compact form)."""
+    compact = request.param == "compact"
+    monkeypatch.setattr(module, "compact_direction", lambda device: compact)
+    return request.param
+
 
 #: Curvature scales of the members: twelve decades apart, each spread over three.
 SCALES = [1e-3, 1.0, 1e3, 1e6, 1e9]
@@ -178,13 +189,14 @@ def _two_loop(S, Y, rho, gamma, order):
 
 
 @pytest.mark.parametrize("stored", [1, 4, 7, 13])
-def test_the_compact_direction_is_the_two_loop_recursion(stored):
+def test_the_direction_is_the_two_loop_recursion(stored, direction_form):
     """The ring of m = 5 pairs after ``stored`` iterations (wrapped from 6 on), two members,
-    a pair of each member skipped (ρ = 0): the compact form's −H g is the recursion's."""
+    a pair of each member skipped (ρ = 0): the state's −H g is the recursion's, in either
+    form."""
     P, m = 6, 5
     generator = torch.Generator().manual_seed(stored)
     x = torch.zeros(2, P, dtype=torch.float64)
-    state = _State.start(x, torch.ones_like(x), m)
+    state = _State.start(x, torch.ones_like(x), m, compact=direction_form == "compact")
     A = torch.randn(2, P, P, generator=generator, dtype=torch.float64)
     A = A @ A.mT + torch.eye(P, dtype=torch.float64)
     for t in range(stored):
