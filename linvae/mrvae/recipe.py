@@ -215,9 +215,9 @@ class RecipeConfig:
         approximate-Wolfe step and every decision a tensor operation: one evaluation an
         iteration and one host read a run, at its end; "auto": "device" on CUDA,
         "strong-wolfe" elsewhere (:func:`polisher_for`). On the CPU, one thread, the
-        device polish took digits to 7.1e-15 nats (strong Wolfe 1.4e-9) but in 1.5× the
-        polish's time (7.7 against 5.0 s), and d = 784 patches to 3.9e-6 (3.3e-6) in
-        1.08 to 1.28× the time (two runs): not as good there, so the CPU keeps strong
+        device polish took digits to 1.4e-14 nats (strong Wolfe 1.4e-9) but in 2.1× the
+        polish's time (13.9 against 6.7 s), and d = 784 patches to 4.0e-6 nats (3.3e-6)
+        in the same time (21.7 against 21.0 s): not as good there, so the CPU keeps strong
         Wolfe (docs/results.md, "The recipe's polish on the device"; GPU figures owed).
     polish_rounds : int, default 4
         The polish's iterations in this many L-BFGS runs, the σ_D gates kept open
