@@ -22,7 +22,8 @@ are), and the training wall time. The rows (:data:`ROWS`):
   ``plain-polish`` (the polish not preconditioned per latent), ``own-thresholds`` (a
   threshold per gate throughout), ``adam-ridge-polish`` (the polish whitened with Adam's
   ridge), ``model-encoder-init`` (the encoder's start not filtered by the data): the
-  recipe with that one part taken out;
+  recipe with that one part taken out; ``strong-wolfe-polish``, ``device-polish``: the
+  recipe with ``polisher`` set (``RecipeConfig.polisher``);
   ``shared-from-start``: one threshold per latent from the first Adam step.
 
 Writes ``changes.json`` and ``changes.md`` into ``--out``; each row is printed as it ends.
@@ -69,6 +70,8 @@ ROWS = {
     "plain-polish": "the recipe, the L-BFGS polish not preconditioned per latent",
     "adam-ridge-polish": "the recipe, the polish whitened with Adam's ridge (not round-off's)",
     "model-encoder-init": "the recipe, the encoder started as the model has it (unfiltered)",
+    "strong-wolfe-polish": "the recipe, the polish by torch's L-BFGS (strong Wolfe)",
+    "device-polish": "the recipe, the polish by the batched L-BFGS (no host read a run)",
 }
 
 _RECIPE_CHANGES = {
@@ -82,6 +85,8 @@ _RECIPE_CHANGES = {
     "plain-polish": {"precondition_polish": False},
     "adam-ridge-polish": {"polish_ridge": 1.0},
     "model-encoder-init": {"encoder_init": "model"},
+    "strong-wolfe-polish": {"polisher": "strong-wolfe"},
+    "device-polish": {"polisher": "device"},
 }
 
 
@@ -125,13 +130,16 @@ def measure(X, config, names, log):
             excess = excess_loss(loss, optima[key])
             row[f"{key}_max"], row[f"{key}_mean"] = float(excess.max()), float(excess.mean())
             row[f"{key}_argmax_beta"] = float(grid[int(np.argmax(excess))])
+            row[f"{key}_max_per_beta"] = float((excess / grid).max())
         singular = np.linalg.svd(model.params_at(float(grids["full"][0])).D, compute_uv=False)
         row["live"] = int(np.sum(singular > 0.01))
         row["diverged_at"] = result.diverged_at
         rows.append(row)
         log(
-            f"{name:<20} full max {row['full_max']:.2e} mean {row['full_mean']:.2e}  paper max "
-            f"{row['paper_max']:.2e}  live {row['live']}/{k}  {result.seconds:.1f} s"
+            f"{name:<20} full max {row['full_max']:.2e} mean {row['full_mean']:.2e} "
+            f"per β {row['full_max_per_beta']:.2e}  paper max {row['paper_max']:.2e}  "
+            f"live {row['live']}/{k}  {result.seconds:.1f} s (polish "
+            f"{result.polish_seconds:.1f} s, {result.polish_evaluations} evaluations)"
         )
     return rows, grids
 

@@ -5,9 +5,20 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from linvae.mrvae.batched_lbfgs import batched_lbfgs
+import linvae.mrvae.batched_lbfgs as module
+from linvae.mrvae.batched_lbfgs import _State, batched_lbfgs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(autouse=True, params=["two-loop", "compact"])
+def direction_form(request, monkeypatch):
+    """Every test with each form of the direction: the CPU's (the two-loop recursion) and
+    the one taken off the CPU (the compact form)."""
+    compact = request.param == "compact"
+    monkeypatch.setattr(module, "compact_direction", lambda device: compact)
+    return request.param
+
 
 #: Curvature scales of the members: twelve decades apart, each spread over three.
 SCALES = [1e-3, 1.0, 1e3, 1e6, 1e9]
@@ -157,3 +168,44 @@ def test_arguments_are_checked(kwargs, error, match):
     objective, params = arguments.pop("objective"), arguments.pop("params")
     with pytest.raises(error, match=match):
         batched_lbfgs(objective, params, **arguments)
+
+
+def _two_loop(S, Y, rho, gamma, order):
+    """−H g's reference: the two-loop recursion of one member over its pairs ``order``
+    (slots, newest first), a pair of ρ = 0 passed over."""
+
+    def apply(g):
+        q, alphas = g.clone(), []
+        for i in order:
+            alpha = rho[i] * (S[i] @ q)
+            q = q - alpha * Y[i]
+            alphas.append(alpha)
+        r = gamma * q
+        for i, alpha in zip(reversed(order), reversed(alphas), strict=True):
+            r = r + (alpha - rho[i] * (Y[i] @ r)) * S[i]
+        return -r
+
+    return apply
+
+
+@pytest.mark.parametrize("stored", [1, 4, 7, 13])
+def test_the_direction_is_the_two_loop_recursion(stored, direction_form):
+    """The ring of m = 5 pairs after ``stored`` iterations (wrapped from 6 on), two members,
+    a pair of each member skipped (ρ = 0): the state's −H g is the recursion's, in either
+    form."""
+    P, m = 6, 5
+    generator = torch.Generator().manual_seed(stored)
+    x = torch.zeros(2, P, dtype=torch.float64)
+    state = _State.start(x, torch.ones_like(x), m, compact=direction_form == "compact")
+    A = torch.randn(2, P, P, generator=generator, dtype=torch.float64)
+    A = A @ A.mT + torch.eye(P, dtype=torch.float64)
+    for t in range(stored):
+        s = torch.randn(2, P, generator=generator, dtype=torch.float64)
+        moved = torch.tensor([t != 2, t != 3])
+        state._remember(s, (A @ s.unsqueeze(2)).squeeze(2), moved)
+    g = torch.randn(2, P, generator=generator, dtype=torch.float64)
+    order = [(stored - 1 - i) % m for i in range(min(stored, m))]
+    direction = state.direction(g)
+    for n in range(2):
+        expected = _two_loop(state.S[n], state.Y[n], state.rho[n], state.gamma[n], order)(g[n])
+        torch.testing.assert_close(direction[n], expected, rtol=1e-12, atol=1e-14)
