@@ -8,6 +8,7 @@ from benchmarks import (
     products,
     recipe_changes,
     recipe_phases,
+    sampled_step,
     step_ops,
 )
 
@@ -119,3 +120,16 @@ def test_products_times_each_way_of_forming_the_steps_products(tmp_path, capsys)
     table = (tmp_path / "products.md").read_text()
     assert table == capsys.readouterr().out.rstrip("\n") + "\n"
     assert "| 12 | 3 | numpy | float32 |" in table
+
+
+def test_sampled_step_times_the_pair_in_closed_form_against_its_two_draws(tmp_path, capsys):
+    argv = ["--sizes", "5,9", "--latent", "3", "--batch", "8", "--repeats", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert sampled_step.main(argv) == 0
+    rows = json.loads((tmp_path / "sampled_step.json").read_text())["rows"]
+    assert [r["d"] for r in rows] == [5, 9]
+    for row in rows:  # the same function: the gradients agree to round-off
+        assert row["gradient_difference"] < 1e-12
+        assert row["two_draws_ms"] > 0 and row["pair_ms"] > 0
+    table = (tmp_path / "sampled_step.md").read_text()
+    assert table == capsys.readouterr().out.rstrip("\n") + "\n"
