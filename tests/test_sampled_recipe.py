@@ -256,6 +256,8 @@ def test_the_capped_unit_is_the_global_scale_within_the_spread(one_torch_thread)
         ({"beta_weight": "log"}, ValueError, "beta_weight must be one of"),
         ({"precondition_spread": 0.0}, ValueError, "precondition_spread"),
         ({"precondition_spread": 0.5}, ValueError, "precondition_spread must be >= 1"),
+        ({"revive_at": (0.2, 1.5)}, ValueError, "revive_at"),
+        ({"revive_at": 0.5}, TypeError, "revive_at must be a tuple"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings, error, message):
@@ -317,3 +319,27 @@ def test_the_benchmark_writes_one_row_per_change_and_one_for_the_beta_vaes(tmp_p
     table = (tmp_path / "sampled.md").read_text()
     assert table == capsys.readouterr().out.rstrip("\n") + "\n"
     assert sum(line.startswith("| `") for line in table.splitlines()) == len(rows) + 1
+
+
+def test_revived_latents_restart_adam_s_moments_from_the_others():
+    from linvae.mrvae.sampled import _restart_moments
+
+    generator = torch.Generator().manual_seed(5)
+    model = LatentMRVAE(4, 3, beta_range=(0.1, 10.0))
+    W = torch.nn.Parameter(torch.randn(3, 4, generator=generator, dtype=torch.float64))
+    V = torch.nn.Parameter(torch.randn(4, 3, generator=generator, dtype=torch.float64))
+    biases = [g.bias for g in model.gate_modules()]
+    optimizer = torch.optim.Adam([W, V, *biases])
+    loss = (W**2).sum() + (V**3).sum() + sum((b**2).sum() for b in biases)
+    loss.backward()
+    optimizer.step()
+    before = {id(p): {k: v.clone() for k, v in optimizer.state[p].items()} for p in (W, V)}
+    _restart_moments(optimizer, W, V, model, torch.tensor([1]))
+    for p, rows in ((W, lambda t: t), (V, lambda t: t.T)):
+        first, second = (rows(optimizer.state[p][k]) for k in ("exp_avg", "exp_avg_sq"))
+        old = rows(before[id(p)]["exp_avg_sq"])
+        assert torch.all(first[1] == 0) and torch.equal(first[0], rows(before[id(p)]["exp_avg"])[0])
+        assert torch.all(second[1] == old[[0, 2]].median())
+        assert torch.equal(second[[0, 2]], old[[0, 2]])
+    for bias in biases:
+        assert float(optimizer.state[bias]["exp_avg"][1]) == 0.0
