@@ -58,6 +58,7 @@ ROWS = {
     "average-half": {"average_from": 0.5},
     "diagonal": {"precondition": "diagonal"},
     "revive": {"revive_at": (0.1, 0.2, 0.3, 0.45, 0.6)},
+    "decoder-column": {"decoder_unit": "column"},
     "lowrank-lr-0.01": {"precondition": "lowrank", "lr": 0.01},
     "lowrank-lr-0.003": {"precondition": "lowrank", "lr": 0.003},
     "lowrank-lr-0.01-both": {"precondition": "lowrank", "lr": 0.01, "beta_weight": "both"},

@@ -70,6 +70,10 @@ from .train import _Guard as Guard
 ESTIMATORS = ("stl", "reparameterised")
 #: The encoder's input unit (:class:`DataUnits`).
 PRECONDITIONERS = ("scale", "diagonal", "lowrank", "capped")
+#: The decoder's unit: the data's global scale, or each column its own (:class:`SampledConfig`).
+DECODER_UNITS = ("scale", "column")
+#: "column": the decoder's units follow its columns every this many steps.
+RESCALE_EVERY = 20
 #: How log β is drawn: stratified over the batch, uniform per example, one per batch.
 SAMPLED_BETAS = ("stratified", "example", "batch")
 
@@ -116,6 +120,12 @@ class SampledConfig:
         "capped": the ridge of the low-rank factor is raised until the leading k
         eigenvalues of the preconditioned covariance ``P S Pᵀ`` span at most this ratio
         (:func:`capped_ridge`).
+    decoder_unit : {"scale", "column"}, default "scale"
+        The decoder is trained as ``D₂ = V diag(u)``: u the data's global scale for every
+        column ("scale"), or each column's own ``u_j = √(‖D₂ e_j‖² + lo)``, updated every
+        ``RESCALE_EVERY`` steps until the average begins with V and Adam's moments moved
+        to the new unit ("column": Adam's step in ``D₂ e_j`` proportional to the column, as
+        the exact recipe's polish preconditions its rows).
     average_from : float or None, default 0.9
         Average the iterates (uniformly) from this share of the steps on; None: the last
         iterate.
@@ -150,6 +160,7 @@ class SampledConfig:
     precondition_rank: int = 64
     precondition_passes: int = 4
     precondition_spread: float = 30.0
+    decoder_unit: str = "scale"
     average_from: float | None = 0.9
     close_fraction: float = 0.0
     close_batch_size: int = 0
@@ -175,6 +186,7 @@ class SampledConfig:
                 self.precondition_passes, "precondition_passes", minimum=1
             ),
             "precondition_spread": as_positive(self.precondition_spread, "precondition_spread"),
+            "decoder_unit": as_choice(self.decoder_unit, "decoder_unit", DECODER_UNITS),
             "average_from": None
             if self.average_from is None
             else as_fraction(self.average_from, "average_from"),
@@ -443,7 +455,7 @@ def covariance_product(data, mean, Y, batch=4096):
 
 @torch.no_grad()
 def revive_sampled(model, W, V, units, data, log_lo, log_floor, generator, *, batch=4096,
-                   iterations=REVIVE_ITERATIONS) -> torch.Tensor:  # fmt: skip
+                   iterations=REVIVE_ITERATIONS, decoder_unit=None) -> torch.Tensor:  # fmt: skip
     """Re-point the latents held open only by ``keep_open`` at the residual's leading
     directions, from data passes (:mod:`linvae.mrvae.revive`, with S's products accumulated
     over the data: no (d, d) matrix).
@@ -455,7 +467,8 @@ def revive_sampled(model, W, V, units, data, log_lo, log_floor, generator, *, ba
     without those latents, ``R = (I − D E) S (I − D E)ᵀ`` (E, D at lo, their rows and
     columns zero), and each is re-pointed along a leading direction u of residual variance
     μ > ``e^floor`` as one latent's optimum on the residual: ``E₁`` row ``uᵀ(I − DE)/√μ``
-    (written into W through the unit's inverse), ``D₂`` column ``√μ u`` (into V), its
+    (written into W through the unit's inverse), ``D₂`` column ``√μ u`` (into V, in
+    ``decoder_unit`` (k,), default the global scale: ``D₂ = V diag(decoder_unit)``), its
     thresholds at ``log μ`` (eqs. 21–23 for one latent: it shuts at β = μ). ``model``
     holds the current weights. Returns the indices of those revived.
     """
@@ -485,7 +498,8 @@ def revive_sampled(model, W, V, units, data, log_lo, log_floor, generator, *, ba
         return revived
     rows = (U.T - (U.T @ D) @ E) / mu.sqrt().unsqueeze(1)  # E₁ rows (m, d)
     W[revived] = units.unencoder(rows)
-    V[:, revived] = U * mu.sqrt() / units.scale
+    unit = units.scale if decoder_unit is None else decoder_unit[revived]
+    V[:, revived] = U * mu.sqrt() / unit
     for gate in {id(g.bias): g for g in model.gate_modules()}.values():  # η₀ = center − b
         gate.bias[revived] = gate.input_center - torch.log(mu).to(gate.bias)
     return revived
@@ -607,6 +621,7 @@ def train_sampled_recipe(
         V0 = model.decoder2 / model.decoder2.norm(dim=0, keepdim=True).clamp(min=1e-300)
     W, V = (torch.nn.Parameter(t.clone().contiguous()) for t in (W0, V0))
     b_free = torch.nn.Parameter(torch.zeros_like(units.mean))
+    unit = torch.full((model.k,), scale, dtype=dtype, device=device)  # D₂ = V diag(unit)
     trained = {"encoder1": W, "decoder2": V, "bias": b_free}
     params = [*trained.values()]
     params += [p for name, p in model.named_parameters() if name not in trained]
@@ -629,7 +644,7 @@ def train_sampled_recipe(
 
     def loss_of(index, log_beta, noise):
         rate, squared_error = terms(
-            model, data[index], log_beta, noise, units.encoder(W), scale * V,
+            model, data[index], log_beta, noise, units.encoder(W), V * unit,
             units.mean + scale * b_free, config.estimator,
         )  # fmt: skip
         return weighted_loss(rate, squared_error, log_beta, scale, config.beta_weight)
@@ -643,7 +658,9 @@ def train_sampled_recipe(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_factor(step, config.steps, warmup)
     )
-    guard = Guard(model, extra=trained)
+    guard = Guard(model, extra={**trained, "decoder_unit": unit})
+    rescale_until = config.steps if average_at is None else average_at
+    by_column = config.decoder_unit == "column"
     shared, average, averaged = False, None, 0
     revived = 0
     revive_steps = {round(f * config.steps) for f in config.revive_at} if latent else set()
@@ -663,11 +680,16 @@ def train_sampled_recipe(
             if keep_open:
                 model.keep_open(floor)
             done = step + 1
+            if by_column and done % RESCALE_EVERY == 0 and done < rescale_until:
+                _follow_columns(V, unit, optimizer, lo)
             if done in revive_steps:
                 with torch.no_grad():
                     model.encoder1.copy_(units.encoder(W))
-                    model.decoder2.copy_(scale * V)
-                back = revive_sampled(model, W, V, units, data, log_lo, floor, batches.generator)
+                    model.decoder2.copy_(V * unit)
+                back = revive_sampled(
+                    model, W, V, units, data, log_lo, floor, batches.generator,
+                    decoder_unit=unit,
+                )  # fmt: skip
                 revived += int(back.numel())
                 _restart_moments(optimizer, W, V, model, back)
             if average_at is not None and done > average_at:
@@ -696,7 +718,7 @@ def train_sampled_recipe(
                 for key, p in live().items():
                     p.copy_(average[key])
             model.encoder1.copy_(units.encoder(W))
-            model.decoder2.copy_(scale * V)
+            model.decoder2.copy_(V * unit)
             model.bias.copy_(units.mean + scale * b_free)
     finally:
         if shared:
@@ -706,6 +728,20 @@ def train_sampled_recipe(
     return TrainResult(
         steps, seconds, interrupted, loss_read, diverged_at=diverged, revived_latents=revived
     )
+
+
+@torch.no_grad()
+def _follow_columns(V, unit, optimizer, lo) -> None:
+    """The decoder's units, in place, to ``u_j = √(‖D₂ e_j‖² + lo)`` with ``D₂ = V diag(u)``
+    unchanged; Adam's moments of V's columns follow (V's gradient scales with u)."""
+    new = torch.sqrt((V * unit).square().sum(0) + lo)
+    ratio = new / unit
+    V.div_(ratio)
+    unit.copy_(new)
+    state = optimizer.state.get(V)
+    if state:
+        state["exp_avg"].mul_(ratio)
+        state["exp_avg_sq"].mul_(ratio.square())
 
 
 @torch.no_grad()
