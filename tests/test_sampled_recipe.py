@@ -257,6 +257,7 @@ def test_the_capped_unit_is_the_global_scale_within_the_spread(one_torch_thread)
         ({"precondition_spread": 0.0}, ValueError, "precondition_spread"),
         ({"precondition_spread": 0.5}, ValueError, "precondition_spread must be >= 1"),
         ({"revive_at": (0.2, 1.5)}, ValueError, "revive_at"),
+        ({"decoder_unit": "row"}, ValueError, "decoder_unit must be one of"),
         ({"revive_at": 0.5}, TypeError, "revive_at must be a tuple"),
     ],
 )
@@ -343,3 +344,31 @@ def test_revived_latents_restart_adam_s_moments_from_the_others():
         assert torch.equal(second[[0, 2]], old[[0, 2]])
     for bias in biases:
         assert float(optimizer.state[bias]["exp_avg"][1]) == 0.0
+
+
+def test_following_the_columns_keeps_the_decoder_and_moves_adam_s_step_with_it():
+    # D₂ = V diag(u): the unit changes, D₂ does not, and Adam's next step in D₂ is the one
+    # it would take with V's moments in the new unit: each column's step scales with u_j
+    from linvae.mrvae.sampled import _follow_columns
+
+    generator = torch.Generator().manual_seed(6)
+    V = torch.nn.Parameter(torch.randn(5, 3, generator=generator, dtype=torch.float64))
+    unit = torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64)
+    with torch.no_grad():
+        V[:, 0] *= 40.0  # a long column
+    optimizer = torch.optim.Adam([V], lr=0.01)
+    target = torch.randn(5, 3, generator=generator, dtype=torch.float64)
+    ((V * unit - target) ** 2).sum().backward()
+    optimizer.step()
+    before = (V * unit).detach().clone()
+    lo = 0.01
+    _follow_columns(V, unit, optimizer, lo)
+    assert torch.allclose(V * unit, before, rtol=1e-15, atol=0)
+    assert torch.allclose(unit, torch.sqrt(before.square().sum(0) + lo), rtol=1e-15)
+    assert torch.allclose(V.detach().square().sum(0), before.square().sum(0) / unit**2)
+    # the same gradient in D₂ now moves the long column ~40× farther than the others
+    optimizer.zero_grad()
+    ((V * unit - target) ** 2).sum().backward()
+    optimizer.step()
+    moved = ((V * unit).detach() - before).abs().mean(0)
+    assert moved[0] > 10 * moved[1:].max()
