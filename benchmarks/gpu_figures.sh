@@ -35,3 +35,11 @@ step patches 900 "$python" -m linvae.compare --device cuda --dataset patches --n
 step d3025 300 "$python" -m linvae.compare --device cuda --dataset patches --patch-size 55 \
     --n 20000 --latent 64 --baselines 0 --out "$out/d3025"
 step pytest-gpu 300 "$python" -m pytest -m gpu -q -p no:cacheprovider
+# issue 20: the ten β-VAEs as one batched bank (its polish reads nothing to the host)
+step bank 300 "$python" -m linvae.compare --device cuda --baseline-form bank --out "$out/bank"
+# issue 18: the sampled route's step (the pair in closed form against its two draws) and
+# its training at d ≈ 10⁴ (100×100 patches)
+step sampled-step 120 "$python" -m benchmarks.sampled_step --device cuda \
+    --sizes 784,3025,10000 --out "$out/sampled_step"
+step sampled-1e4 600 "$python" -m benchmarks.sampled_recipe --device cuda --dataset patches \
+    --patch-size 100 --n 20000 --latent 64 --rows default --out "$out/sampled_1e4"
