@@ -361,10 +361,10 @@ def test_following_the_columns_keeps_the_decoder_and_moves_adam_s_step_with_it()
     ((V * unit - target) ** 2).sum().backward()
     optimizer.step()
     before = (V * unit).detach().clone()
-    lo = 0.01
-    _follow_columns(V, unit, optimizer, lo)
+    floor = 0.5
+    _follow_columns(V, unit, optimizer, floor)
     assert torch.allclose(V * unit, before, rtol=1e-15, atol=0)
-    assert torch.allclose(unit, torch.sqrt(before.square().sum(0) + lo), rtol=1e-15)
+    assert torch.allclose(unit, torch.sqrt(before.square().sum(0) + floor**2), rtol=1e-15)
     assert torch.allclose(V.detach().square().sum(0), before.square().sum(0) / unit**2)
     # the same gradient in D₂ now moves the long column ~40× farther than the others
     optimizer.zero_grad()
