@@ -85,10 +85,19 @@ def residual_directions(
         Y = S @ (Q - E.T @ (D.T @ Q))
         return Y - D @ (E @ Y)
 
-    start = torch.randn(d, count, generator=generator, dtype=S.dtype).to(S.device)
+    return leading_eigenpairs(residual, d, count, iterations, generator, S.dtype, S.device)
+
+
+def leading_eigenpairs(apply, d, count, iterations, generator, dtype, device):
+    """The ``count`` leading eigenpairs, approximately, of a symmetric (d, d) operator given
+    by its product ``apply(Q)`` with (d, count) blocks: ``iterations`` orthonormalised
+    products from a Gaussian start (from ``generator``, on the CPU, moved to ``device``),
+    then Rayleigh–Ritz within the block. Returns ``(U (d, count), mu (count,))`` by
+    decreasing ``mu``."""
+    start = torch.randn(d, count, generator=generator, dtype=dtype).to(device)
     Q = torch.linalg.qr(start).Q
     for _ in range(iterations):
-        Q = torch.linalg.qr(residual(Q)).Q
-    T = Q.T @ residual(Q)
+        Q = torch.linalg.qr(apply(Q)).Q
+    T = Q.T @ apply(Q)
     mu, vectors = torch.linalg.eigh(0.5 * (T + T.T))
     return Q @ vectors.flip(1), mu.flip(0)

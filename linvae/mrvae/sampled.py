@@ -62,7 +62,7 @@ from .recipe import (
     stratified,
     weighted_loss,
 )
-from .revive import REVIVE_ITERATIONS
+from .revive import REVIVE_ITERATIONS, leading_eigenpairs
 from .train import READ_INTERVAL, TrainResult, learning_rate_factor
 from .train import _Guard as Guard
 
@@ -222,6 +222,19 @@ def _fractions(values, name: str) -> tuple:
     return tuple(sorted(as_fraction(value, name) for value in values))
 
 
+def _posterior(model, x, log_beta, encoder1):
+    """q(z|x)'s mean and log variance, each (B, k), with ``encoder1`` as ``E₁``."""
+    pre = (x - model.input_mean) @ encoder1.T
+    hidden = model.encoder1_gate(pre, log_beta)
+    mean = model.encoder2_gate(hidden @ model.encoder2.T, log_beta)
+    return mean, model.log_variance_at(log_beta)
+
+
+def _kl(mean, log_c):
+    """KL(q ‖ p) per example in closed form (eq. 14), shape (B,)."""
+    return 0.5 * torch.sum(-log_c + mean**2 + torch.exp(log_c) - 1.0, dim=-1)
+
+
 def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator="stl"):
     """Per-example rate and squared error of the reparameterised ELBO (eqs. 13–15).
 
@@ -246,16 +259,13 @@ def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator
     (rate, squared_error) : Tensors of shape (B,)
         ``squared_error = ‖x − x̂(z)‖²`` (the distortion is ``d/2·log 2π`` plus its half).
     """
-    pre = (x - model.input_mean) @ encoder1.T
-    hidden = model.encoder1_gate(pre, log_beta)
-    mean = model.encoder2_gate(hidden @ model.encoder2.T, log_beta)  # (B, k)
-    log_c = model.log_variance_at(log_beta)  # (B, k)
+    mean, log_c = _posterior(model, x, log_beta, encoder1)
     z = mean + torch.exp(0.5 * log_c) * noise
     decoded = model.decoder1_gate(z @ model.decoder1.T, log_beta)
     reconstruction = model.decoder2_gate(decoded @ decoder2.T, log_beta) + bias
     squared_error = torch.sum((x - reconstruction) ** 2, dim=-1)
-    if estimator == "reparameterised":  # eq. 14
-        rate = 0.5 * torch.sum(-log_c + mean**2 + torch.exp(log_c) - 1.0, dim=-1)
+    if estimator == "reparameterised":
+        rate = _kl(mean, log_c)
     else:  # log q(z|x) − log p(z), q's parameters held: the path derivative only
         held_mean, held_log_c = mean.detach(), log_c.detach()
         rate = 0.5 * torch.sum(
@@ -284,10 +294,7 @@ def antithetic_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estima
     (rate, squared_error) : Tensors of shape (B,)
         Each the mean over the pair's two draws.
     """
-    pre = (x - model.input_mean) @ encoder1.T
-    hidden = model.encoder1_gate(pre, log_beta)
-    mean = model.encoder2_gate(hidden @ model.encoder2.T, log_beta)  # (B, k)
-    log_c = model.log_variance_at(log_beta)  # (B, k)
+    mean, log_c = _posterior(model, x, log_beta, encoder1)
     spread = torch.exp(0.5 * log_c) * noise  # s = √c ⊙ ε
 
     def first_layer(z):
@@ -302,8 +309,8 @@ def antithetic_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estima
         squared_error = squared_error + torch.sum(
             model.decoder2_gate(inner @ decoder2.T, log_beta) ** 2, dim=-1
         )
-    if estimator == "reparameterised":  # eq. 14
-        rate = 0.5 * torch.sum(-log_c + mean**2 + torch.exp(log_c) - 1.0, dim=-1)
+    if estimator == "reparameterised":
+        rate = _kl(mean, log_c)
     else:
         held_log_c = log_c.detach()
         rate = 0.5 * torch.sum(
@@ -486,13 +493,9 @@ def revive_sampled(model, W, V, units, data, log_lo, log_floor, generator, *, ba
         Y = covariance_product(data, mean, Q - E.T @ (D.T @ Q), batch)
         return Y - D @ (E @ Y)
 
-    start = torch.randn(model.d, pinned.numel(), generator=generator, dtype=data.dtype)
-    Q = torch.linalg.qr(start.to(data.device)).Q
-    for _ in range(iterations):
-        Q = torch.linalg.qr(residual(Q)).Q
-    T = Q.T @ residual(Q)
-    mu, vectors = torch.linalg.eigh(0.5 * (T + T.T))
-    U, mu = (Q @ vectors).flip(1), mu.flip(0)
+    U, mu = leading_eigenpairs(
+        residual, model.d, pinned.numel(), iterations, generator, data.dtype, data.device
+    )
     chosen = mu > math.exp(log_floor)
     revived, U, mu = pinned[: int(chosen.sum())], U[:, chosen], mu[chosen]
     if revived.numel() == 0:
