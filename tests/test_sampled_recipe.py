@@ -118,6 +118,41 @@ def test_the_antithetic_pair_in_closed_form_is_the_mean_of_its_two_draws(estimat
         assert torch.allclose(a, b, rtol=1e-12, atol=1e-12 * float(a.abs().max()))
 
 
+@pytest.mark.parametrize("antithetic", [True, False])
+def test_float32_terms_on_centred_unitless_data_are_the_float64_terms_over_scale_squared(
+    antithetic,
+):
+    # data at 1e25 around 1e27: its squares overflow float32, (x − m)/scale does not
+    generator = torch.Generator().manual_seed(12)
+    d, k, n, scale, offset = 9, 3, 8, 1e25, 1e27
+    model = LatentMRVAE(d, k, beta_range=(0.01, 10.0))
+    mean = offset + scale * torch.randn(d, generator=generator, dtype=torch.float64)
+    model.set_input_mean(mean.numpy())
+    x = mean + scale * torch.randn(n, d, generator=generator, dtype=torch.float64)
+    log_beta = torch.linspace(math.log(0.01), math.log(10.0), n, dtype=torch.float64)
+    noise = torch.randn(n, k, generator=generator, dtype=torch.float64)
+    W = torch.randn(k, d, generator=generator, dtype=torch.float64).requires_grad_()
+    V = torch.randn(d, k, generator=generator, dtype=torch.float64).requires_grad_()
+    b = torch.randn(d, generator=generator, dtype=torch.float64).requires_grad_()
+    terms = antithetic_terms if antithetic else sampled_terms
+    exact = terms(model, x, log_beta, noise, W / scale, V * scale, mean + scale * b)
+    low = ((x - mean) / scale).float()
+    rate, unitless_error = terms(
+        model, low, log_beta, noise, W.float(), V.float(), b.float(), centred=True
+    )
+    assert rate.dtype == unitless_error.dtype == torch.float64  # the sums in η's dtype
+    got = (rate, unitless_error * scale**2)
+    for a, b_ in zip(exact, got, strict=True):
+        assert torch.isfinite(b_).all()
+        assert torch.allclose(a, b_, rtol=1e-5, atol=0)
+    loss = [torch.mean(0.5 * e / scale**2 + torch.exp(log_beta) * r) for r, e in (exact, got)]
+    for a, b_ in zip(
+        torch.autograd.grad(loss[0], [W, V, b]), torch.autograd.grad(loss[1], [W, V, b]),
+        strict=True,
+    ):
+        assert torch.allclose(a, b_, rtol=1e-4, atol=1e-5 * float(a.abs().max()))
+
+
 def test_the_covariance_product_from_batches_is_s_times_y():
     X = torch.as_tensor(_gaussian(300, [3.0, 1.0, 0.5, 0.1], seed=12))
     Y = torch.randn(4, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -259,6 +294,7 @@ def test_the_capped_unit_is_the_global_scale_within_the_spread(one_torch_thread)
         ({"revive_at": (0.2, 1.5)}, ValueError, "revive_at"),
         ({"decoder_unit": "row"}, ValueError, "decoder_unit must be one of"),
         ({"revive_at": 0.5}, TypeError, "revive_at must be a tuple"),
+        ({"precision": "float16"}, ValueError, "precision must be one of"),
     ],
 )
 def test_bad_settings_are_refused_by_name(settings, error, message):
@@ -286,17 +322,22 @@ def _excess(model, X, k, betas):
     return excess_loss(loss_above_constant(terms, betas), optimum_loss, betas=betas)
 
 
-def test_the_sampled_recipe_reaches_the_optimum_on_the_whole_curve(one_torch_thread):
-    # a small problem: mini-batches and one noise draw per example, judged exactly
-    X = _gaussian(2000, [4.0, 2.0, 1.0, 0.5, 0.25, 0.1], seed=7)
+@pytest.mark.parametrize(("precision", "scale"), [("float64", 1.0), ("float32", 1e30)])
+def test_the_sampled_recipe_reaches_the_optimum_on_the_whole_curve(
+    one_torch_thread, precision, scale
+):
+    # a small problem: mini-batches and one noise draw per example, judged exactly; in
+    # float32 at a scale whose squares float32 cannot hold (the scale multiplies β and the
+    # excess by scale², not excess/β)
+    X = _gaussian(2000, [4.0, 2.0, 1.0, 0.5, 0.25, 0.1], seed=7) * scale
     k = 3
     grid = full_grid(spectrum(moments(X).cov).eigvals, k)
     model = LatentMRVAE(6, k, beta_range=training_range(grid))
-    settings = SampledConfig(steps=400, batch_size=256)
+    settings = SampledConfig(steps=400, batch_size=256, precision=precision)
     result = train_sampled_recipe(model, X, training_range(grid), settings)
     assert result.steps == 400 and result.diverged_at is None
     excess = _excess(model, X, k, grid)
-    assert excess.max() <= 0.01 and (excess / grid).max() <= 0.01
+    assert excess.max() / scale**2 <= 0.01 and (excess / grid).max() <= 0.01
 
 
 def test_a_beta_vae_trained_the_same_way_reaches_its_optimum(one_torch_thread):

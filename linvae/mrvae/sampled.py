@@ -59,6 +59,7 @@ from .recipe import (
     RIDGE_FLOOR,
     _share_thresholds,
     _untie_thresholds,
+    adam_dtype,
     stratified,
     weighted_loss,
 )
@@ -76,6 +77,8 @@ DECODER_UNITS = ("scale", "column")
 RESCALE_EVERY = 20
 #: How log β is drawn: stratified over the batch, uniform per example, one per batch.
 SAMPLED_BETAS = ("stratified", "example", "batch")
+#: The dtype of the step's (B, d) work (:class:`SampledConfig`).
+PRECISIONS = ("auto", "float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,12 @@ class SampledConfig:
         As :class:`~linvae.mrvae.recipe.RecipeConfig`: the σ_D gates kept open on the
         bottom share of the range after each step; each latent's three thresholds tied
         from this share of the steps on.
+    precision : {"auto", "float64", "float32"}, default "auto"
+        The dtype of the step's (B, d) products and elementwise work, as the exact
+        recipe's ``adam_precision``: the data is held centred and in the global scale's
+        unit (``(x − m)/scale``, so float32's range and digits hold at any scale), the
+        weights, Adam and the (B, k) layers stay float64. "auto": float32 where
+        d ≥ 1024 (there those products are the step's cost).
     seed : int, default 0
         Seed of the batches, β and noise.
     """
@@ -168,6 +177,7 @@ class SampledConfig:
     revive_at: tuple = ()
     min_open: float = 0.05
     share_thresholds_from: float | None = 0.25
+    precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -198,6 +208,7 @@ class SampledConfig:
             "share_thresholds_from": None
             if self.share_thresholds_from is None
             else as_fraction(self.share_thresholds_from, "share_thresholds_from"),
+            "precision": as_choice(self.precision, "precision", PRECISIONS),
             "seed": as_seed(self.seed),
         }
         if checked["precondition_spread"] < 1.0:
@@ -222,10 +233,11 @@ def _fractions(values, name: str) -> tuple:
     return tuple(sorted(as_fraction(value, name) for value in values))
 
 
-def _posterior(model, x, log_beta, encoder1):
-    """q(z|x)'s mean and log variance, each (B, k), with ``encoder1`` as ``E₁``."""
-    pre = (x - model.input_mean) @ encoder1.T
-    hidden = model.encoder1_gate(pre, log_beta)
+def _posterior(model, x, log_beta, encoder1, centred=False):
+    """q(z|x)'s mean and log variance, each (B, k), with ``encoder1`` as ``E₁``; ``centred``:
+    x is ``x − m`` already. The (B, d) product is formed in x's dtype, the rest in η's."""
+    pre = (x if centred else x - model.input_mean) @ encoder1.T
+    hidden = model.encoder1_gate(pre.to(log_beta.dtype), log_beta)
     mean = model.encoder2_gate(hidden @ model.encoder2.T, log_beta)
     return mean, model.log_variance_at(log_beta)
 
@@ -235,7 +247,9 @@ def _kl(mean, log_c):
     return 0.5 * torch.sum(-log_c + mean**2 + torch.exp(log_c) - 1.0, dim=-1)
 
 
-def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator="stl"):
+def sampled_terms(
+    model, x, log_beta, noise, encoder1, decoder2, bias, estimator="stl", *, centred=False
+):
     """Per-example rate and squared error of the reparameterised ELBO (eqs. 13–15).
 
     Parameters
@@ -253,17 +267,22 @@ def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator
         "reparameterised": the rate is the KL in closed form (eq. 14); "stl": the sample
         ``log q(z|x) − log p(z)`` with q's mean and variance held out of the gradient
         (its mean is the KL; its gradient flows through z only).
+    centred : bool, default False
+        x is ``x − m`` already (``model.input_mean`` is not subtracted). The (B, d)
+        products are formed in the dtype of x, ``encoder1``, ``decoder2`` and ``bias``
+        (float32 for :class:`SampledConfig`'s ``precision``), the (B, k) layers and the
+        returned sums in η's.
 
     Returns
     -------
     (rate, squared_error) : Tensors of shape (B,)
         ``squared_error = ‖x − x̂(z)‖²`` (the distortion is ``d/2·log 2π`` plus its half).
     """
-    mean, log_c = _posterior(model, x, log_beta, encoder1)
+    mean, log_c = _posterior(model, x, log_beta, encoder1, centred)
     z = mean + torch.exp(0.5 * log_c) * noise
     decoded = model.decoder1_gate(z @ model.decoder1.T, log_beta)
-    reconstruction = model.decoder2_gate(decoded @ decoder2.T, log_beta) + bias
-    squared_error = torch.sum((x - reconstruction) ** 2, dim=-1)
+    reconstruction = model.decoder2_gate(decoded.to(x.dtype) @ decoder2.T, log_beta) + bias
+    squared_error = torch.sum((x - reconstruction) ** 2, dim=-1).to(log_beta.dtype)
     if estimator == "reparameterised":
         rate = _kl(mean, log_c)
     else:  # log q(z|x) − log p(z), q's parameters held: the path derivative only
@@ -274,7 +293,9 @@ def sampled_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator
     return rate, squared_error
 
 
-def antithetic_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estimator="stl"):
+def antithetic_terms(
+    model, x, log_beta, noise, encoder1, decoder2, bias, estimator="stl", *, centred=False
+):
     """:func:`sampled_terms` averaged over each antithetic pair ``z = μ ± √c ⊙ ε``, in closed
     form: the same function of the weights (values and gradients) at half the decoder's
     products.
@@ -294,21 +315,23 @@ def antithetic_terms(model, x, log_beta, noise, encoder1, decoder2, bias, estima
     (rate, squared_error) : Tensors of shape (B,)
         Each the mean over the pair's two draws.
     """
-    mean, log_c = _posterior(model, x, log_beta, encoder1)
+    mean, log_c = _posterior(model, x, log_beta, encoder1, centred)
     spread = torch.exp(0.5 * log_c) * noise  # s = √c ⊙ ε
 
     def first_layer(z):
         return model.decoder1_gate(z @ model.decoder1.T, log_beta)
 
-    reconstruction = model.decoder2_gate(first_layer(mean) @ decoder2.T, log_beta) + bias
-    squared_error = torch.sum((x - reconstruction) ** 2, dim=-1)
+    decoded = first_layer(mean).to(x.dtype)
+    reconstruction = model.decoder2_gate(decoded @ decoder2.T, log_beta) + bias
+    squared_error = torch.sum((x - reconstruction) ** 2, dim=-1).to(log_beta.dtype)
     inner = first_layer(spread)
     if model.decoder2_gate.activation == "none":  # ‖D₂ u‖² = uᵀ (D₂ᵀ D₂) u
-        squared_error = squared_error + torch.sum((inner @ (decoder2.T @ decoder2)) * inner, -1)
+        gram = (decoder2.T @ decoder2).to(inner.dtype)
+        squared_error = squared_error + torch.sum((inner @ gram) * inner, -1)
     else:
         squared_error = squared_error + torch.sum(
-            model.decoder2_gate(inner @ decoder2.T, log_beta) ** 2, dim=-1
-        )
+            model.decoder2_gate(inner.to(x.dtype) @ decoder2.T, log_beta) ** 2, dim=-1
+        ).to(log_beta.dtype)
     if estimator == "reparameterised":
         rate = _kl(mean, log_c)
     else:
@@ -387,10 +410,18 @@ class DataUnits:
             self.column = torch.full_like(variance, 1.0 / self.scale)
 
     def encoder(self, W: torch.Tensor) -> torch.Tensor:
-        """``E₁ = W P`` of shape (h, d) for W (h, d): O(h·d·r)."""
+        """``E₁ = W P`` of shape (h, d) for W (h, d): O(h·d·r), in W's dtype."""
         if self.basis is None:
-            return W * self.column
-        return self.rest * W + ((W @ self.basis) * self.along) @ self.basis.T
+            return W * self.column.to(W.dtype)
+        basis = self._basis_in(W.dtype)
+        return self.rest * W + ((W @ basis) * self.along.to(W.dtype)) @ basis.T
+
+    def _basis_in(self, dtype: torch.dtype) -> torch.Tensor:
+        if self.basis.dtype == dtype:
+            return self.basis
+        if getattr(self, "_cast", None) is None or self._cast.dtype != dtype:
+            self._cast = self.basis.to(dtype)  # Q in the products' dtype, cast once
+        return self._cast
 
     def unencoder(self, E1: torch.Tensor) -> torch.Tensor:
         """The W of an encoder ``E₁ = W P`` (m, d): ``W = E₁ P⁻¹``, P symmetric, O(m·d·r)."""
@@ -645,12 +676,23 @@ def train_sampled_recipe(
     batches = _Batches(config, n, model.k, (log_lo, log_hi), fixed, dtype, device)
 
     terms = antithetic_terms if config.antithetic else sampled_terms
+    step_dtype = adam_dtype(config.precision, model.d, dtype)
+    if step_dtype != dtype:  # centred, in the scale's unit: no cancellation, no overflow
+        unitless = ((data - units.mean) / scale).to(step_dtype)
 
     def loss_of(index, log_beta, noise):
-        rate, squared_error = terms(
-            model, data[index], log_beta, noise, units.encoder(W), V * unit,
-            units.mean + scale * b_free, config.estimator,
-        )  # fmt: skip
+        if step_dtype == dtype:
+            rate, squared_error = terms(
+                model, data[index], log_beta, noise, units.encoder(W), V * unit,
+                units.mean + scale * b_free, config.estimator,
+            )  # fmt: skip
+        else:  # the same terms over scale²: E₁·scale, D₂/scale and b' on (x − m)/scale
+            rate, squared_error = terms(
+                model, unitless[index], log_beta, noise, units.encoder(W.to(step_dtype)) * scale,
+                V.to(step_dtype) * (unit / scale).to(step_dtype), b_free.to(step_dtype),
+                config.estimator, centred=True,
+            )  # fmt: skip
+            squared_error = squared_error * scale**2
         return weighted_loss(rate, squared_error, log_beta, scale, config.beta_weight)
 
     def live():  # the tensors trained now (after the tie: one threshold per latent)
