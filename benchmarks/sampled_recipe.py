@@ -66,6 +66,9 @@ ROWS = {
     "close-full": {"close_fraction": 0.1},
     "momentum-0.99": {"momentum": 0.99},
     "lr-0.01": {"lr": 0.01},
+    "lr-0.005": {"lr": 0.005},
+    "lr-0.003": {"lr": 0.003},
+    "lr-0.03": {"lr": 0.03},
     "lr-0.1": {"lr": 0.1},
     "steps-4000": {"steps": 4000},
     "paper-like": {

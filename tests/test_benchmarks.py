@@ -10,6 +10,7 @@ from benchmarks import (
     recipe_phases,
     sampled_step,
     step_ops,
+    time_to_excess,
 )
 
 TINY = ["--dataset", "gaussian", "--n", "500", "--latent", "2"]
@@ -133,4 +134,36 @@ def test_sampled_step_times_the_pair_in_closed_form_against_its_two_draws(tmp_pa
         assert 1e-10 < row["float32_gradient_difference"] < 1e-4
         assert row["two_draws_ms"] > 0 and row["pair_ms"] > 0 and row["pair_float32_ms"] > 0
     table = (tmp_path / "sampled_step.md").read_text()
+    assert table == capsys.readouterr().out.rstrip("\n") + "\n"
+
+
+def test_time_to_excess_races_each_sampled_row_against_the_fastest_exact_row_as_close():
+    rows = [
+        {"route": "exact", "setting": "adam", "seconds": 10.0, "max": 1.0},
+        {"route": "exact", "setting": "polish 500", "seconds": 30.0, "max": 0.01},
+        {"route": "exact", "setting": "polish 250", "seconds": 20.0, "max": 0.1},
+        {"route": "sampled", "setting": "4000", "seconds": 15.0, "max": 0.05},
+        {"route": "sampled", "setting": "8000", "seconds": 25.0, "max": 0.001},
+    ]
+    first, second = time_to_excess.race(rows)
+    assert first["exact"] == "polish 500" and first["exact_over_sampled"] == 2.0
+    assert second["exact"] is None and second["exact_over_sampled"] is None
+
+
+def test_time_to_excess_writes_both_routes_and_a_verdict_per_sampled_row(tmp_path, capsys):
+    argv = [*TINY, "--sampled-steps", "20,40", "--polish-budgets", "0,10", "--exact-steps",
+            "20", "--out", str(tmp_path)]  # fmt: skip
+    assert time_to_excess.main(argv) == 0
+    written = json.loads((tmp_path / "time_to_excess.json").read_text())
+    assert [(r["route"], r["setting"]) for r in written["rows"]] == [
+        ("exact", "Adam 20 steps"),
+        ("exact", "Adam 20 steps + polish 10"),
+        ("sampled", "20 steps"),
+        ("sampled", "40 steps"),
+    ]
+    for row in written["rows"]:
+        assert row["seconds"] > 0 and row["max"] >= 0 and row["max_over_beta"] >= 0
+    assert [v["sampled"] for v in written["race"]] == ["20 steps", "40 steps"]
+    assert written["race"] == time_to_excess.race(written["rows"])
+    table = (tmp_path / "time_to_excess.md").read_text()
     assert table == capsys.readouterr().out.rstrip("\n") + "\n"

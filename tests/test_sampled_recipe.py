@@ -17,7 +17,9 @@ from linvae.mrvae.sampled import (
     antithetic_terms,
     capped_ridge,
     covariance_product,
+    kth_eigenvalue,
     revive_sampled,
+    sampled_learning_rate,
     sampled_terms,
     train_sampled_recipe,
 )
@@ -147,10 +149,56 @@ def test_float32_terms_on_centred_unitless_data_are_the_float64_terms_over_scale
         assert torch.allclose(a, b_, rtol=1e-5, atol=0)
     loss = [torch.mean(0.5 * e / scale**2 + torch.exp(log_beta) * r) for r, e in (exact, got)]
     for a, b_ in zip(
-        torch.autograd.grad(loss[0], [W, V, b]), torch.autograd.grad(loss[1], [W, V, b]),
+        torch.autograd.grad(loss[0], [W, V, b]),
+        torch.autograd.grad(loss[1], [W, V, b]),
         strict=True,
     ):
         assert torch.allclose(a, b_, rtol=1e-4, atol=1e-5 * float(a.abs().max()))
+
+
+def test_the_learning_rate_holds_adam_s_noise_step_to_the_smallest_column():
+    # 2.5·√(λ_k/(k·tr S)), worked by hand: 2.5·√(1/(64·3162)) = 2.5/449.86…
+    assert sampled_learning_rate(3162.0, 1.0, 64, 0.25) == pytest.approx(0.0055573, rel=1e-4)
+    assert sampled_learning_rate(10.0, 1.0, 2, 0.1) == 0.03  # capped
+    # λ_k below the range's bottom: the smallest latent that opens has variance lo
+    assert sampled_learning_rate(3162.0, 0.0, 64, 0.25) == sampled_learning_rate(
+        3162.0, 0.25, 64, 0.01
+    )
+    for a in (1e-12, 1e15):  # free of the data's scale
+        assert sampled_learning_rate(3162.0 * a, a, 64, 0.25 * a) == pytest.approx(
+            sampled_learning_rate(3162.0, 1.0, 64, 0.25), rel=1e-12
+        )
+    for args, message in [
+        ((0.0, 1.0, 4, 0.1), "trace"),
+        ((1.0, -1.0, 4, 0.1), "smallest"),
+        ((1.0, math.nan, 4, 0.1), "smallest"),
+        ((1.0, 1.0, 0, 0.1), "k"),
+        ((1.0, 1.0, 4, 0.0), "lo"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            sampled_learning_rate(*args)
+
+
+@pytest.mark.parametrize("precondition", ["capped", "scale"])
+def test_a_run_resolves_its_learning_rate_from_the_data_and_records_it(
+    one_torch_thread, precondition
+):
+    eigvals = [900.0, 400.0, 100.0, 25.0, 0.25, 0.1, 0.05, 0.02]
+    X = _gaussian(3000, eigvals, seed=9)
+    k, lo = 5, 0.05
+    exact = spectrum(moments(X).cov).eigvals
+    data = torch.as_tensor(X)
+    units = DataUnits(data, lo, precondition, rank=8, passes=4, latents=k)
+    smallest = kth_eigenvalue(units, data, k, passes=30)
+    assert smallest == pytest.approx(exact[k - 1], rel=1e-6)  # ("scale": passes of its own)
+    assert kth_eigenvalue(units, data, 9, passes=4) == 0.0  # beyond d
+    model = LatentMRVAE(8, k, beta_range=(lo, 1000.0))
+    settings = SampledConfig(steps=2, precondition=precondition, precondition_passes=30)
+    result = train_sampled_recipe(model, X, None, settings)
+    expected = sampled_learning_rate(units.trace, smallest, k, lo)
+    assert result.learning_rate == pytest.approx(expected, rel=1e-6) and expected < 0.03
+    given = train_sampled_recipe(model, X, None, SampledConfig(steps=2, lr=0.002))
+    assert given.learning_rate == 0.002
 
 
 def test_the_covariance_product_from_batches_is_s_times_y():

@@ -78,6 +78,7 @@ def _trained(result) -> dict:
         "polish_iterations": result.polish_iterations,
         "polish_form": result.polish_form,
         "unmixed_pairs": result.unmixed_pairs,
+        "learning_rate": result.learning_rate,
         "final_train_loss": _finite_or_none(result.final_loss),
         "interrupted": result.interrupted,
     }

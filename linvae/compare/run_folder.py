@@ -119,6 +119,7 @@ REPORT_SCHEMA = {
         "polish_iterations?": "count",
         "polish_form?": _Null("str"),
         "unmixed_pairs?": "count",
+        "learning_rate?": _Null("positive"),
         "final_train_loss?": _Null("number"),
         "interrupted?": "bool",
         "config": {"class": "str", "d": "size", "k": "size"},
@@ -475,6 +476,7 @@ def _result(entry: dict, interrupted=False) -> TrainResult:
         polish_iterations=entry.get("polish_iterations", 0),
         polish_form=entry.get("polish_form"),
         unmixed_pairs=entry.get("unmixed_pairs", 0),
+        learning_rate=entry.get("learning_rate"),
     )  # fmt: skip
 
 

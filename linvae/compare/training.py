@@ -14,7 +14,7 @@ from linvae.mrvae.bank import BetaVAEBank, member_objectives, train_bank
 from linvae.mrvae.maps import exact_maps_loss
 from linvae.mrvae.model import LatentMRVAE, LinearMRVAE, LinearVAE, one_layer_vae
 from linvae.mrvae.recipe import RecipeConfig, polish_budget, train_recipe
-from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
+from linvae.mrvae.sampled import LR_MAX, SampledConfig, train_sampled_recipe
 from linvae.mrvae.threads import cpu_threads
 from linvae.mrvae.train import TrainConfig, TrainResult, train
 
@@ -232,9 +232,13 @@ def train_bank_baselines(X, config: CompareConfig, grid, *, progress: bool = Fal
     exact = config.objective == "exact"
     polish = polish_budget(bank.d, bank.k) if config.polish is None else config.polish
 
+    # the bank's own sampled ELBO has no data-derived rate (SampledConfig.lr None): it
+    # keeps the sampled recipe's ceiling, the fixed rate it was measured with
+    lr = LR_MAX if config.lr is None else config.lr
+
     def run(bar):
         return train_bank(
-            bank, X, objective=config.objective, steps=config.steps, lr=config.lr,
+            bank, X, objective=config.objective, steps=config.steps, lr=lr,
             batch_size=config.batch_size, polish=polish if exact else 0, seed=config.seed,
             recipe_polish=exact, device=config.device, progress=bar,
         )  # fmt: skip

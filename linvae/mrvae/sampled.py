@@ -28,7 +28,9 @@ and what the units are computed from. Each default was measured one change at a 
   matrix is formed: a step costs O(B·d·k).
 - **β**: one per draw, ``η = log lo + (log hi − log lo) u^p`` with u stratified over the
   batch.
-- **Iterates**: Adam, warm-up and cosine decay; averaged over the last tenth (over the
+- **Iterates**: Adam, warm-up and cosine decay, its peak rate from the data
+  (:func:`sampled_learning_rate`: Adam's noise step held to a share of the smallest
+  latent's decoder column); averaged over the last tenth (over the
   second half, iterates still moving pulled the average back: 0.064 against 0.0083 nats
   on patches).
 """
@@ -92,8 +94,12 @@ class SampledConfig:
     batch_size : int, default 512
         Draws per step (each with its own β and noise draw; ``batch_size / 2`` examples
         twice with ``antithetic``).
-    lr : float, default 0.03
-        Adam's peak learning rate, in the recipe's scale-free units.
+    lr : float or None, default None
+        Adam's peak learning rate, in the recipe's scale-free units. None:
+        :func:`sampled_learning_rate` of the data (0.026 on digits, 0.010 on 28×28
+        patches, 0.0050 on 55×55 patches with k = 64, λ_k from the units' four passes:
+        0.073 there against the exact 0.092), recorded in the run's
+        :class:`~linvae.mrvae.train.TrainResult`.
     momentum : float, default 0.9
         Adam's β₁. Near the optimum the gradient is noise and Adam's step has the size of
         the learning rate whatever the noise; the noise in its first moment shrinks as
@@ -158,7 +164,7 @@ class SampledConfig:
 
     steps: int = 8000
     batch_size: int = 512
-    lr: float = 0.03
+    lr: float | None = None
     momentum: float = 0.9
     warmup_fraction: float = 0.05
     beta_power: float = 2.0
@@ -184,7 +190,7 @@ class SampledConfig:
         checked = {
             "steps": as_int(self.steps, "steps", minimum=1),
             "batch_size": as_int(self.batch_size, "batch_size", minimum=1),
-            "lr": as_positive(self.lr, "lr"),
+            "lr": None if self.lr is None else as_positive(self.lr, "lr"),
             "momentum": as_fraction(self.momentum, "momentum"),
             "warmup_fraction": as_fraction(self.warmup_fraction, "warmup_fraction"),
             "beta_power": as_positive(self.beta_power, "beta_power"),
@@ -365,7 +371,11 @@ class DataUnits:
     Attributes
     ----------
     mean : Tensor of shape (d,)
+    trace : float
+        tr S.
     scale : float
+    eigenvalues : Tensor of shape (r,) or None
+        S's leading eigenvalues, descending ("lowrank", "capped"; None otherwise).
     ridge : float
         The ridge of the encoder's unit ("diagonal", "lowrank", "capped"; ∞ for "capped"
         where it is the global scale).
@@ -384,14 +394,17 @@ class DataUnits:
         trace = float(variance.sum())
         if not math.isfinite(trace) or trace <= 0.0:
             raise ValueError(f"X has no variance (tr S = {trace:.3g}): nothing to encode")
+        self.trace = trace
         self.scale = math.sqrt(trace / d)
         self.ridge = max(float(ridge), RIDGE_FLOOR * trace)
         self.precondition = precondition
         self.basis = None
+        self.eigenvalues = None
         if precondition == "diagonal":
             self.column = 1.0 / (variance + self.ridge).sqrt()
         elif precondition in ("lowrank", "capped") and rank > 0:
             basis, values = leading_directions(data, self.mean, min(rank, d), passes, batch, seed)
+            self.eigenvalues = values.flip(0)  # descending
             rest = max(trace - float(values.sum()), 0.0) / max(d - basis.shape[1], 1)
             gain = 1.0
             if precondition == "capped":
@@ -429,6 +442,58 @@ class DataUnits:
             return E1 / self.column
         inverse_along = 1.0 / (self.rest + self.along) - 1.0 / self.rest  # (r,)
         return E1 / self.rest + ((E1 @ self.basis) * inverse_along) @ self.basis.T
+
+
+#: :func:`sampled_learning_rate`: the most, and the bound on Adam's noise step it keeps.
+LR_MAX = 0.03
+LR_NOISE = 2.5
+
+
+def sampled_learning_rate(trace: float, smallest: float, k: int, lo: float) -> float:
+    """Adam's peak learning rate of the sampled recipe from the data:
+    ``min(0.03, 2.5·√(max(λ_k, lo)/(k·tr S)))``.
+
+    Near the optimum the gradient is mostly noise and Adam's step is about the learning
+    rate in every coordinate whatever the noise's size (its first moment, over
+    ``1/(1 − β₁)`` steps, keeps ``√((1 − β₁)/(1 + β₁)) ≈ 0.23`` of it): a random step of
+    Frobenius norm ``≈ 0.23·lr·√(d·k)`` in the decoder's unit (``V``, the global scale),
+    where the smallest latent's column is about ``√(λ_k·d/tr S)`` long at the range's bottom
+    (λ_k taken at least ``lo``: a latent of less variance never opens). This holds their
+    ratio ``0.23·lr·√(k·tr S/λ_k)`` at 0.23·2.5 ≈ 0.6. Measured one size at a time (8000
+    steps, docs/results.md): the best of the rates tried was 0.03 on digits (d = 64,
+    k = 32; the rule 0.026), 0.01 on 28×28 patches (d = 784, k = 32: 0.0033 nats against
+    0.0091 at 0.03 and 0.006 at 0.005; the rule 0.010) and 0.005 at d = 3025, k = 64
+    (0.017 nats against 0.17 at 0.01; the rule 0.0050 with the four passes' λ_k). Free of
+    the data's scale: tr S, λ_k and lo scale alike.
+
+    Parameters
+    ----------
+    trace : float
+        tr S (> 0).
+    smallest : float
+        λ_k, S's k-th eigenvalue (≥ 0).
+    k : int
+        Latents.
+    lo : float
+        The bottom of the training range (a β-VAE's β).
+    """
+    trace = as_positive(trace, "trace")
+    k = as_int(k, "k", minimum=1)
+    lo = as_positive(lo, "lo")
+    if not (math.isfinite(smallest) and smallest >= 0.0):
+        raise ValueError(f"smallest must be finite and >= 0, got {smallest}")
+    return min(LR_MAX, LR_NOISE * math.sqrt(max(smallest, lo) / (k * trace)))
+
+
+def kth_eigenvalue(units: DataUnits, data, k: int, passes: int, seed: int = 0) -> float:
+    """λ_k of the data's S: from the units' leading eigenvalues where they reach k, else by
+    :func:`leading_directions` (``passes`` passes of rank min(k, d)); 0 beyond d."""
+    d = data.shape[1]
+    values = units.eigenvalues
+    if values is None or values.numel() < min(k, d):
+        _, values = leading_directions(data, units.mean, min(k, d), passes, seed=seed)
+        values = values.flip(0)
+    return float(values[k - 1]) if k <= values.numel() else 0.0
 
 
 def capped_ridge(largest: float, smallest: float, spread: float) -> float:
@@ -699,7 +764,11 @@ def train_sampled_recipe(
         named = dict(model.named_parameters())
         return {**trained, **{k: p for k, p in named.items() if p.requires_grad}}
 
-    optimizer = torch.optim.Adam(params, lr=config.lr, betas=(config.momentum, 0.999))
+    lr = config.lr
+    if lr is None:
+        smallest = kth_eigenvalue(units, data, model.k, config.precondition_passes, config.seed)
+        lr = sampled_learning_rate(units.trace, smallest, model.k, lo)
+    optimizer = torch.optim.Adam(params, lr=lr, betas=(config.momentum, 0.999))
     warmup = max(1, round(config.warmup_fraction * config.steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: learning_rate_factor(step, config.steps, warmup)
@@ -772,8 +841,9 @@ def train_sampled_recipe(
     seconds = time.perf_counter() - start
     steps = guard.step if diverged is not None else done
     return TrainResult(
-        steps, seconds, interrupted, loss_read, diverged_at=diverged, revived_latents=revived
-    )
+        steps, seconds, interrupted, loss_read, diverged_at=diverged, revived_latents=revived,
+        learning_rate=lr,
+    )  # fmt: skip
 
 
 @torch.no_grad()

@@ -146,6 +146,9 @@ class TrainResult:
     unmixed_pairs : int
         Pairs of latents the recipe turned apart between polish runs
         (``RecipeConfig.unmix``).
+    learning_rate : float or None
+        Adam's peak learning rate, where the run resolved it from the data
+        (``SampledConfig.lr`` None); None otherwise.
     """
 
     steps: int
@@ -159,6 +162,7 @@ class TrainResult:
     polish_iterations: int = 0
     polish_form: str | None = None
     unmixed_pairs: int = 0
+    learning_rate: float | None = None
 
 
 def learning_rate_factor(step: int, steps: int, warmup_steps: int) -> float:
