@@ -39,7 +39,8 @@ def train(X, beta_range, budget: Budget) -> Trained:
 def _train_sampled(model, X, beta_range, budget: Budget):
     config = SampledConfig(steps=budget.steps, seed=budget.seed)
     result = train_sampled_recipe(model, X, tuple(beta_range), config)
-    return result, {**config.to_dict(), "trainer": "linvae.mrvae.sampled.train_sampled_recipe"}
+    notes = {**config.to_dict(), "learning_rate": result.learning_rate}
+    return result, {**notes, "trainer": "linvae.mrvae.sampled.train_sampled_recipe"}
 
 
 def floor(trained: Trained, X, betas, beta_range, iterations):
