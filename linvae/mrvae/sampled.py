@@ -399,6 +399,7 @@ class DataUnits:
         self.ridge = max(float(ridge), RIDGE_FLOOR * trace)
         self.precondition = precondition
         self.basis = None
+        self._cast = None  # the basis in another dtype (float32 steps), cast once
         self.eigenvalues = None
         if precondition == "diagonal":
             self.column = 1.0 / (variance + self.ridge).sqrt()
@@ -432,8 +433,8 @@ class DataUnits:
     def _basis_in(self, dtype: torch.dtype) -> torch.Tensor:
         if self.basis.dtype == dtype:
             return self.basis
-        if getattr(self, "_cast", None) is None or self._cast.dtype != dtype:
-            self._cast = self.basis.to(dtype)  # Q in the products' dtype, cast once
+        if self._cast is None or self._cast.dtype != dtype:
+            self._cast = self.basis.to(dtype)
         return self._cast
 
     def unencoder(self, E1: torch.Tensor) -> torch.Tensor:
