@@ -143,12 +143,14 @@ def measure(X, config, names, baselines, steps, log):
             "evaluation_seconds": time.perf_counter() - started,
             "diverged_at": result.diverged_at,
             "revived": result.revived_latents,
+            "learning_rate": result.learning_rate,
         }
         rows.append(row)
         log(
             f"{name:<16} max {row['max']:.2e} at {row['argmax_beta']:.3g}  max/β "
             f"{row['max_over_beta']:.2e} at {row['argmax_over_beta']:.3g}  live {row['live']}/{k}"
-            f"  revived {result.revived_latents}  {result.seconds:.1f} s ({cpu:.1f} s of CPU)"
+            f"  revived {result.revived_latents}  lr {result.learning_rate:.3g}"
+            f"  {result.seconds:.1f} s ({cpu:.1f} s of CPU)"
         )
     if baselines:
         rows.append(_baselines(X, config, grid, stats, eigvals, baselines, steps, log))
@@ -184,6 +186,7 @@ def _baselines(X, config, grid, stats, eigvals, count, steps, log):
         "cpu_seconds": None,
         "evaluation_seconds": None,
         "diverged_at": None,
+        "learning_rate": None,  # each its own (SampledConfig.lr None: from its β)
     }
     log(f"{row['row']:<16} max {row['max']:.2e}  max/β {row['max_over_beta']:.2e}  {seconds:.1f} s")
     return row
@@ -194,17 +197,18 @@ def markdown(rows, header, k):
         header,
         "",
         "| row | change | max excess | at β | max excess/β | at β | mean excess "
-        f"| live of {k} at λ_k/2 | steps | training s (CPU s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| live of {k} at λ_k/2 | steps | Adam's lr | training s (CPU s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         change = ", ".join(f"{key}={value}" for key, value in r["changes"].items()) or "—"
         live = "—" if r["live"] is None else r["live"]
         cpu = "" if r["cpu_seconds"] is None else f" ({r['cpu_seconds']:.1f})"
+        lr = "—" if r.get("learning_rate") is None else f"{r['learning_rate']:.3g}"
         lines.append(
             f"| `{r['row']}` | {change} | {r['max']:.2g} | {r['argmax_beta']:.3g} "
             f"| {r['max_over_beta']:.2g} | {r['argmax_over_beta']:.3g} | {r['mean']:.2g} "
-            f"| {live} | {r['steps']} | {r['seconds']:.1f}{cpu} |"
+            f"| {live} | {r['steps']} | {lr} | {r['seconds']:.1f}{cpu} |"
         )
     return "\n".join(lines) + "\n"
 

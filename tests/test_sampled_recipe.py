@@ -406,6 +406,8 @@ def test_the_benchmark_writes_one_row_per_change_and_one_for_the_beta_vaes(tmp_p
     assert [r["row"] for r in written["rows"]] == [*rows, "2 β-VAEs"]
     for row in written["rows"]:
         assert row["steps"] == 20 and 0 <= row["mean"] <= row["max"]
+    default, paper_like, _ = written["rows"]
+    assert 0 < default["learning_rate"] <= 0.03 and paper_like["learning_rate"] == 0.01
     table = (tmp_path / "sampled.md").read_text()
     assert table == capsys.readouterr().out.rstrip("\n") + "\n"
     assert sum(line.startswith("| `") for line in table.splitlines()) == len(rows) + 1
