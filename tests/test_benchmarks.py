@@ -147,7 +147,9 @@ def test_time_to_excess_races_each_sampled_row_against_the_fastest_exact_row_as_
     ]
     first, second = time_to_excess.race(rows)
     assert first["exact"] == "polish 500" and first["exact_over_sampled"] == 2.0
+    assert first["exact_above"] == "polish 250" and first["exact_above_seconds"] == 20.0
     assert second["exact"] is None and second["exact_over_sampled"] is None
+    assert second["exact_above"] == "polish 500" and second["exact_above_over_sampled"] == 1.2
 
 
 def test_time_to_excess_writes_both_routes_and_a_verdict_per_sampled_row(tmp_path, capsys):
