@@ -388,6 +388,20 @@ def test_the_sampled_recipe_reaches_the_optimum_on_the_whole_curve(
     assert excess.max() / scale**2 <= 0.01 and (excess / grid).max() <= 0.01
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_the_sampled_recipe_reaches_the_optimum_on_cuda(precision):
+    X = _gaussian(2000, [4.0, 2.0, 1.0, 0.5, 0.25, 0.1], seed=7)
+    k = 3
+    grid = full_grid(spectrum(moments(X).cov).eigvals, k)
+    model = LatentMRVAE(6, k, beta_range=training_range(grid))
+    settings = SampledConfig(steps=400, batch_size=256, precision=precision)
+    result = train_sampled_recipe(model, X, training_range(grid), settings, device="cuda")
+    assert result.diverged_at is None and model.device.type == "cuda"
+    excess = _excess(model.cpu(), X, k, grid)
+    assert excess.max() <= 0.01 and (excess / grid).max() <= 0.01
+
+
 def test_a_beta_vae_trained_the_same_way_reaches_its_optimum(one_torch_thread):
     X = _gaussian(2000, [4.0, 2.0, 1.0, 0.5], seed=8)
     model = one_layer_vae(4, 2)
