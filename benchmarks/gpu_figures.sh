@@ -43,3 +43,7 @@ step sampled-step 120 "$python" -m benchmarks.sampled_step --device cuda \
     --sizes 784,3025,10000 --out "$out/sampled_step"
 step sampled-1e4 600 "$python" -m benchmarks.sampled_recipe --device cuda --dataset patches \
     --patch-size 100 --n 20000 --latent 64 --rows default --out "$out/sampled_1e4"
+# issue 18: the sampled route against the exact route at d = 3025, time to the same excess
+step race-3025 600 "$python" -m benchmarks.time_to_excess --device cuda --dataset patches \
+    --patch-size 55 --n 20000 --latent 64 --sampled-steps 4000,8000 \
+    --polish-budgets 0,250,500,1500 --out "$out/time_to_excess"
