@@ -251,7 +251,10 @@ def test_linvaes_recipe_on_the_sampled_objective_runs_end_to_end(tmp_path):
     assert report["training"]["objective"] == "sampled"
     assert report["config"]["polish"] == 0 and report["mrvae"]["config"]["class"] == "LatentMRVAE"
     assert report["mrvae"]["steps"] == 6 and [b["steps"] for b in report["beta_vae"]] == [6, 6]
-    assert "on the sampled ELBO" in (out / "report.md").read_text()
+    rate = report["mrvae"]["learning_rate"]  # lr left at None: resolved from the data
+    assert report["config"]["lr"] is None and 0 < rate <= 0.03
+    markdown = (out / "report.md").read_text()
+    assert "on the sampled ELBO" in markdown and f"Adam's peak rate {rate:.3g}" in markdown
 
 
 def test_exact_objective_runs_end_to_end(tmp_path):

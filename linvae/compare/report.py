@@ -349,6 +349,8 @@ def _steps(entry: dict) -> str:
     unmixed = entry.get("unmixed_pairs", 0)
     if unmixed:
         text += f", {unmixed} pair{'s' if unmixed > 1 else ''} of latents unmixed"
+    if entry.get("learning_rate") is not None:
+        text += f", Adam's peak rate {entry['learning_rate']:.3g}"
     return text
 
 
