@@ -37,15 +37,24 @@ def write_result(out, stem: str, record: dict, table: str) -> Path:
     return out
 
 
-def positive_ints(text: str) -> list[int]:
-    """An argparse type: a comma-separated list of positive integers ("64,784")."""
+def _ints(text: str, minimum: int, what: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v]
     except ValueError:
         values = []
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers a,b,..., got {text!r}")
+    if not values or min(values) < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what} a,b,..., got {text!r}")
     return values
+
+
+def positive_ints(text: str) -> list[int]:
+    """An argparse type: a comma-separated list of positive integers ("64,784")."""
+    return _ints(text, 1, "positive integers")
+
+
+def non_negative_ints(text: str) -> list[int]:
+    """An argparse type: a comma-separated list of integers ≥ 0 ("0,250,500")."""
+    return _ints(text, 0, "integers >= 0")
 
 
 def names_among(known, what: str):

@@ -42,30 +42,19 @@ from linvae._checks import resolve_device
 from linvae.analytic import full_grid, moments, rate_distortion, spectrum
 from linvae.compare.cli import add_config_flags, config_from_args
 from linvae.compare.comparison import load_data
-from linvae.compare.evaluate import evaluate_model, excess_loss, loss_above_constant
+from linvae.compare.evaluate import loss_above_constant
 from linvae.mrvae.model import LatentMRVAE
 from linvae.mrvae.recipe import RecipeConfig, train_recipe, training_range
 from linvae.mrvae.sampled import SampledConfig, train_sampled_recipe
 from linvae.mrvae.threads import set_cpu_threads
 
-from ._runs import command_line, log, measured_on, positive_ints, write_result
-
-
-def non_negative_ints(text: str) -> list[int]:
-    """An argparse type: a comma-separated list of integers ≥ 0 ("0,250,500")."""
-    try:
-        values = [int(v) for v in text.split(",") if v]
-    except ValueError:
-        values = []
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected integers >= 0 a,b,..., got {text!r}")
-    return values
+from ._runs import command_line, log, measured_on, non_negative_ints, positive_ints, write_result
+from .sampled_recipe import _excess
 
 
 def judged(model, stats, grid, optimum) -> dict:
     """Max excess (nats) and max excess/β of ``model`` on ``grid``, with their β."""
-    terms = evaluate_model(model, stats.mean, stats.cov, grid)
-    excess = excess_loss(loss_above_constant(terms, grid), optimum, betas=grid)
+    excess = _excess(model, stats, grid, optimum)
     return {
         "max": float(excess.max()),
         "argmax_beta": float(grid[int(np.argmax(excess))]),
